@@ -1,0 +1,104 @@
+// rawflow inspect: what a model file holds — metadata, tensors, dtypes, sizes, parameter count.
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "model/gguf.h"
+#include "model/model_loader.h"
+
+namespace rawflow::cli {
+namespace {
+
+std::string shape(const std::vector<int64_t>& ne) {
+  std::string s;
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? " x " : "") + std::to_string(ne[i]);
+  return s;
+}
+
+std::string value_str(const GgufValue& v) {
+  switch (v.type) {
+    case GgufType::STRING:
+      return "\"" + (v.s.size() > 80 ? v.s.substr(0, 77) + "..." : v.s) + "\"";
+    case GgufType::FLOAT32:
+    case GgufType::FLOAT64: {
+      char b[64];
+      std::snprintf(b, sizeof b, "%g", v.f);
+      return b;
+    }
+    case GgufType::BOOL:
+      return v.i ? "true" : "false";
+    case GgufType::ARRAY: {
+      std::string s = std::string(gguf_type_name(v.array_type)) + "[" + std::to_string(v.array_size()) + "] {";
+      const size_t show = std::min<size_t>(v.array_size(), 8);
+      for (size_t i = 0; i < show; ++i) {
+        if (i) s += ", ";
+        if (!v.strings.empty()) s += "\"" + v.strings[i] + "\"";
+        else if (!v.floats.empty()) s += std::to_string(v.floats[i]);
+        else s += std::to_string(v.ints[i]);
+      }
+      return s + (show < v.array_size() ? ", ...}" : "}");
+    }
+    default:
+      return std::to_string(v.i);
+  }
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB"};
+  int u = 0;
+  while (b >= 1024 && u < 3) b /= 1024, ++u;
+  char s[32];
+  std::snprintf(s, sizeof s, "%.2f %s", b, units[u]);
+  return s;
+}
+
+void print_tensors(const std::vector<TensorRef>& tensors, size_t file_bytes) {
+  std::printf("\n%zu tensors:\n", tensors.size());
+  int64_t params = 0;
+  std::map<std::string, int> by_type;
+  for (const auto& t : tensors) {
+    std::printf("  %-40s %-6s %-20s %12s\n", t.name.c_str(), std::string(dtype_name(t.dtype)).c_str(),
+                shape(t.ne).c_str(), human_bytes(static_cast<double>(t.nbytes)).c_str());
+    params += t.nelements();
+    by_type[std::string(dtype_name(t.dtype))]++;
+  }
+  std::printf("\nparameters: %lld (%.3f B)\n", static_cast<long long>(params), params / 1e9);
+  std::printf("file size: %s (%zu bytes)\ndtypes:", human_bytes(static_cast<double>(file_bytes)).c_str(), file_bytes);
+  for (const auto& [k, n] : by_type) std::printf(" %s %d", k.c_str(), n);
+  std::printf("\n");
+}
+
+}  // namespace
+
+int cmd_inspect(const CommandArgs& argv) {
+  Args a("inspect", "PATH (GGUF file or Hugging Face directory)");
+  a.positional("PATH", "model file or directory").flag("--help", "show this help");
+  a.parse(argv);
+  if (a.flag_set("--help")) {
+    std::printf("%s", a.help().c_str());
+    return 0;
+  }
+  if (a.positionals().size() != 1) throw UsageError("rawflow inspect: give one PATH\n" + a.help());
+  const std::string path = a.positionals()[0];
+  if (std::filesystem::is_directory(path)) {
+    auto w = open_weights(path);
+    const auto& c = w->config();
+    std::printf("%s: Hugging Face checkpoint, gemma4 text: %lld layers, hidden %lld, vocab %lld\n",
+                path.c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.hidden),
+                static_cast<long long>(c.vocab_size));
+    print_tensors(w->all(), w->file_bytes());
+    return 0;
+  }
+  auto f = GgufFile::open(path);
+  std::printf("%s: GGUF v%u, alignment %zu, %zu metadata keys\n\n", path.c_str(), f->version(),
+              f->alignment(), f->metadata().size());
+  for (const auto& [k, v] : f->metadata()) std::printf("  %-48s %s\n", k.c_str(), value_str(v).c_str());
+  std::vector<TensorRef> refs;
+  for (const auto& t : f->tensors()) refs.push_back(f->ref(t));
+  print_tensors(refs, f->file_size());
+  return 0;
+}
+
+}  // namespace rawflow::cli

@@ -1,0 +1,107 @@
+// `rawflow model synth`: writes random-weight Gemma 4 test models (model/synth.h).
+#include <cstdio>
+#include <string>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "model/dtype.h"
+#include "model/error.h"
+#include "model/synth.h"
+
+namespace rawflow::cli {
+namespace {
+
+constexpr const char* kModelUsage =
+    "usage: rawflow model synth --preset P [--dtype D] [--embd-dtype D] [--seed S]\n"
+    "                           [--vocab tokenizer.json|model.gguf] [--format gguf|safetensors]\n"
+    "                           --out PATH";
+
+std::string join_presets() {
+  std::string s;
+  for (const auto& n : synth_preset_names()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+DType parse_dtype(const Args& a, const std::string& opt) {
+  const std::string v = a.get(opt);
+  const auto d = dtype_from_name(v);
+  if (!d)
+    throw UsageError("rawflow model synth: unknown " + opt + " `" + v +
+                     "` (valid: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K)");
+  return *d;
+}
+
+std::string human_bytes(size_t b) {
+  char buf[32];
+  if (b >= (size_t{1} << 30))
+    std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / (1 << 30));
+  else
+    std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(b) / (1 << 20));
+  return buf;
+}
+
+int cmd_synth(const CommandArgs& argv) {
+  Args a("model synth", kModelUsage);
+  a.option("--preset", "", "model shape: " + join_presets(), "tiny")
+      .option("--dtype", "", "matrix dtype: f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K", "f32")
+      .option("--embd-dtype", "", "token_embd dtype (default: --dtype; q6_K when --dtype is q4_0)")
+      .option("--seed", "", "weights are a pure function of (seed, tensor name)", "1")
+      .option("--vocab", "",
+              "real vocabulary (tokenizer.json or .gguf) instead of the synthetic one")
+      .option("--format", "", "gguf, or safetensors (--out is then a directory)", "gguf")
+      .option("--out", "-o", "output file (gguf) or directory (safetensors)")
+      .flag("--help", "show this help");
+  a.parse(argv);
+  if (a.flag_set("--help")) {
+    std::printf("%s\n", a.help().c_str());
+    return 0;
+  }
+
+  SynthOptions o;
+  o.preset = a.get("--preset");
+  try {
+    synth_preset(o.preset);
+  } catch (const EngineError& e) {
+    throw UsageError(std::string(e.what()) + "\n" + kModelUsage);
+  }
+  o.dtype = parse_dtype(a, "--dtype");
+  if (a.has("--embd-dtype")) o.embd_dtype = parse_dtype(a, "--embd-dtype");
+  const long long seed = a.get_int("--seed");
+  if (seed < 0) throw UsageError("rawflow model synth: --seed must be >= 0");
+  o.seed = static_cast<uint64_t>(seed);
+  if (auto v = a.get_opt("--vocab")) o.vocab_path = *v;
+  o.format = a.get("--format");
+  if (o.format != "gguf" && o.format != "safetensors")
+    throw UsageError("rawflow model synth: unknown --format `" + o.format +
+                     "` (valid: gguf, safetensors)");
+  if (!a.has("--out"))
+    throw UsageError(std::string("rawflow model synth: --out is required\n") + kModelUsage);
+  o.out = a.get("--out");
+
+  const SynthReport r = synth_model(o);
+  for (const auto& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+  for (const auto& f : r.files) std::printf("wrote %s\n", f.c_str());
+  const std::string embd =
+      r.embd_dtype != o.dtype ? " (token_embd " + std::string(dtype_name(r.embd_dtype)) + ")" : "";
+  std::printf(
+      "preset %s, seed %llu, %s%s, %s: %zu tensors, %lld params, %s of tensor data, "
+      "vocab %lld\n",
+      o.preset.c_str(), static_cast<unsigned long long>(o.seed),
+      std::string(dtype_name(o.dtype)).c_str(), embd.c_str(), o.format.c_str(), r.tensor_count,
+      static_cast<long long>(r.params), human_bytes(r.bytes).c_str(),
+      static_cast<long long>(r.vocab_size));
+  return 0;
+}
+
+}  // namespace
+
+int cmd_model(const CommandArgs& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::fprintf(args.empty() ? stderr : stdout, "%s\n", kModelUsage);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "synth") return cmd_synth(CommandArgs(args.begin() + 1, args.end()));
+  throw UsageError("rawflow model: unknown subcommand `" + args[0] + "`\n" + kModelUsage);
+}
+
+}  // namespace rawflow::cli

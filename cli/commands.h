@@ -1,0 +1,16 @@
+#pragma once
+// The rawflow subcommands. Each lives in cli/cmd_<name>.cpp and returns the process exit code.
+#include <string>
+#include <vector>
+
+namespace rawflow::cli {
+
+using CommandArgs = std::vector<std::string>;
+
+int cmd_generate(const CommandArgs& args);
+int cmd_inspect(const CommandArgs& args);
+int cmd_bench(const CommandArgs& args);
+int cmd_model(const CommandArgs& args);  // `model synth ...`
+int cmd_tokenize(const CommandArgs& args);
+
+}  // namespace rawflow::cli

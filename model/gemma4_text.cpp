@@ -1,0 +1,355 @@
+// Gemma 4 unified, text decoder — read alongside spec §2. Each step names the section it
+// implements.
+#include "model/gemma4_text.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "model/error.h"
+#include "model/kernels/vec.h"
+#include "model/quant.h"
+
+namespace rawflow {
+
+struct Gemma4Text::Layer {
+  Gemma4LayerGeometry g;
+  std::vector<float> attn_norm, q_norm, k_norm, post_attn_norm, ffn_norm, post_ffw_norm;
+  float out_scale = 1.f;
+  Linear q, k, v, o, gate, up, down;
+  bool has_v = false;
+  // RoPE inverse frequencies of the rotated pairs (spec §2.6).
+  std::vector<double> inv_freq;
+};
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+const TensorRef& require(const WeightSource& w, const std::string& name,
+                         const std::vector<int64_t>& ne) {
+  const TensorRef* t = w.find(name);
+  if (!t) throw ModelFileError(w.path() + ": tensor `" + name + "` is missing");
+  if (t->ne != ne)
+    throw ModelFileError(w.path() + ": tensor `" + name + "` has shape " + shape_str(t->ne) +
+                         ", expected " + shape_str(ne));
+  return *t;
+}
+
+std::vector<float> load_vector(const WeightSource& w, const std::string& name, int64_t n) {
+  const TensorRef& t = require(w, name, {n});
+  if (dtype_is_quantized(t.dtype))
+    throw ModelFileError(w.path() + ": tensor `" + name + "` is " +
+                         std::string(dtype_name(t.dtype)) +
+                         "; norm vectors must be f32, f16 or bf16");
+  std::vector<float> v(static_cast<size_t>(n));
+  dequantize_row(t.dtype, t.data, v.data(), n);
+  return v;
+}
+
+Linear load_matrix(const WeightSource& w, const std::string& name, int64_t in, int64_t out) {
+  const TensorRef& t = require(w, name, {in, out});
+  if (in % dtype_traits(t.dtype).block_elems != 0)
+    throw ModelFileError(w.path() + ": tensor `" + name + "`: row length " + std::to_string(in) +
+                         " is not a multiple of the " + std::string(dtype_name(t.dtype)) +
+                         " block size");
+  LinearOptions opt;
+  opt.release_source = true;  // every WeightSource maps its files read-only
+  return Linear(t, opt);
+}
+
+// NeoX ("rotate half") RoPE on one head: pairs (i, i + D/2) for the rotated i (spec §2.6).
+void rope_head(float* u, int64_t head_dim, const std::vector<double>& inv_freq, int64_t pos) {
+  const int64_t half = head_dim / 2;
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    const double theta = static_cast<double>(pos) * inv_freq[i];
+    const float c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
+    const float a = u[i], b = u[i + half];
+    u[i] = a * c - b * s;
+    u[i + half] = b * c + a * s;
+  }
+}
+
+}  // namespace
+
+Gemma4Text::Gemma4Text(std::unique_ptr<WeightSource> weights, const LoadOptions& opt)
+    : weights_(std::move(weights)), cfg_(weights_->config()) {
+  if (opt.threads > 0) omp_set_num_threads(opt.threads);
+  if (!opt.suppress_ids.empty()) cfg_.suppress_ids = opt.suppress_ids;
+  const WeightSource& w = *weights_;
+  const int64_t d = cfg_.hidden;
+  token_embd_ = &require(w, "token_embd.weight", {d, cfg_.vocab_size});
+  // llama.cpp scales token embeddings by sqrtf(n_embd) in f32; HF-bf16 by 62.0 (spec §2.2). We
+  // follow llama.cpp: it is the exact value and the reference our parity tests run against.
+  embed_scale_ = std::sqrt(static_cast<float>(d));
+  output_norm_ = load_vector(w, "output_norm.weight", d);
+  // The head reads the embedding in place: it is also read row by row for lookups, so it is not
+  // reordered (that would keep two copies).
+  LinearOptions head_opt;
+  head_opt.reorder = false;
+  lm_head_ = Linear(*token_embd_, head_opt);
+
+  for (int64_t il = 0; il < cfg_.n_layer; ++il) {
+    Layer L;
+    L.g = cfg_.layer(il);
+    const std::string p = "blk." + std::to_string(il) + ".";
+    const int64_t D = L.g.head_dim, H = L.g.n_head, KV = L.g.n_kv_head;
+    L.attn_norm = load_vector(w, p + "attn_norm.weight", d);
+    L.post_attn_norm = load_vector(w, p + "post_attention_norm.weight", d);
+    L.ffn_norm = load_vector(w, p + "ffn_norm.weight", d);
+    L.post_ffw_norm = load_vector(w, p + "post_ffw_norm.weight", d);
+    L.q_norm = load_vector(w, p + "attn_q_norm.weight", D);
+    L.k_norm = load_vector(w, p + "attn_k_norm.weight", D);
+    L.out_scale = load_vector(w, p + "layer_output_scale.weight", 1)[0];
+    L.q = load_matrix(w, p + "attn_q.weight", d, H * D);
+    L.k = load_matrix(w, p + "attn_k.weight", d, KV * D);
+    L.has_v = w.find(p + "attn_v.weight") != nullptr;
+    if (L.has_v) L.v = load_matrix(w, p + "attn_v.weight", d, KV * D);
+    if (!L.has_v && L.g.sliding)
+      throw ModelFileError(w.path() + ": tensor `" + p + "attn_v.weight` is missing (only full " +
+                           "layers take V from the K projection)");
+    L.o = load_matrix(w, p + "attn_output.weight", H * D, d);
+    L.gate = load_matrix(w, p + "ffn_gate.weight", d, cfg_.ffn);
+    L.up = load_matrix(w, p + "ffn_up.weight", d, cfg_.ffn);
+    L.down = load_matrix(w, p + "ffn_down.weight", cfg_.ffn, d);
+    // ω_i = θ^(−2i/D): the exponent's denominator is the full head dim even when only the first
+    // pairs rotate (proportional RoPE of full layers).
+    for (int64_t i = 0; i < L.g.rope_rotated_pairs; ++i)
+      L.inv_freq.push_back(std::pow(static_cast<double>(L.g.rope_theta), -2.0 * i / D));
+    layers_.push_back(std::move(L));
+  }
+}
+
+Gemma4Text::~Gemma4Text() = default;
+
+size_t Gemma4Text::owned_bytes() const {
+  size_t b = lm_head_.owned_bytes();
+  for (const auto& L : layers_)
+    for (const Linear* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) b += m->owned_bytes();
+  return b;
+}
+
+void Gemma4Text::embed_token(int32_t id, float* out) const {
+  if (id < 0 || id >= cfg_.vocab_size)
+    throw EngineError("token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                      std::to_string(cfg_.vocab_size) + ")");
+  const size_t row = dtype_row_bytes(token_embd_->dtype, cfg_.hidden);
+  dequantize_row(token_embd_->dtype, static_cast<const uint8_t*>(token_embd_->data) + id * row, out,
+                 cfg_.hidden);
+  for (int64_t i = 0; i < cfg_.hidden; ++i) out[i] *= embed_scale_;
+}
+
+// Spec §2.5–2.8: projections, per-head norms, RoPE, masked softmax attention, output projection.
+void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> chunks,
+                           const std::vector<int64_t>& row0, float* xn, float* out,
+                           const ForwardOptions& opt) const {
+  const int64_t R = row0.back();
+  const int64_t D = L.g.head_dim, H = L.g.n_head, KV = L.g.n_kv_head;
+  const int64_t qw = H * D, kw = KV * D;
+  std::vector<float> Q(static_cast<size_t>(R * qw)), K(static_cast<size_t>(R * kw)),
+      V(static_cast<size_t>(R * kw));
+  L.q.forward(xn, R, Q.data());
+  L.k.forward(xn, R, K.data());
+  if (L.has_v)
+    L.v.forward(xn, R, V.data());
+  else
+    V = K;  // full layers: V is the raw K projection, before k_norm and RoPE (spec §2.5 step 3)
+
+  // Positions of each row: chunk c's rows continue its cache from base[c].
+  std::vector<int64_t> base(chunks.size());
+  for (size_t c = 0; c < chunks.size(); ++c)
+    base[c] = chunks[c].cache->n_past() - chunks[c].tokens.size();
+  std::vector<int64_t> pos(static_cast<size_t>(R));
+  std::vector<int32_t> chunk_of(static_cast<size_t>(R));
+  for (size_t c = 0; c < chunks.size(); ++c)
+    for (int64_t r = row0[c]; r < row0[c + 1]; ++r) {
+      pos[r] = base[c] + (r - row0[c]);
+      chunk_of[r] = static_cast<int32_t>(c);
+    }
+
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t h = 0; h < H; ++h) {
+      float* q = Q.data() + r * qw + h * D;
+      vec::rms_norm(q, L.q_norm.data(), cfg_.rms_eps, D, q);
+      rope_head(q, D, L.inv_freq, pos[r]);
+    }
+    for (int64_t j = 0; j < KV; ++j) {
+      float* k = K.data() + r * kw + j * D;
+      vec::rms_norm(k, L.k_norm.data(), cfg_.rms_eps, D, k);
+      rope_head(k, D, L.inv_freq, pos[r]);
+      float* v = V.data() + r * kw + j * D;
+      vec::rms_norm(v, nullptr, cfg_.rms_eps, D, v);
+    }
+  }
+
+  // Scores use scale 1.0 (q/k norms carry it) and no soft-cap (spec §2.7).
+  const bool sliding = L.g.sliding;
+  const bool bidir_here = sliding || opt.bidirectional_on_full_layers;
+  const int64_t window = cfg_.sliding_window;
+  const int64_t n_rep = H / KV;
+  std::vector<float> attn(static_cast<size_t>(R * qw));
+#pragma omp parallel
+  {
+    std::vector<float> scores;
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t h = 0; h < H; ++h) {
+        const SequenceChunk& ch = chunks[chunk_of[r]];
+        const KvCache& cache = *ch.cache;
+        const int64_t c = chunk_of[r];
+        const int64_t p = pos[r];
+        const int64_t first_new = base[c];
+        // Keys visible to this query (spec §2.8): causal, plus the window on sliding layers,
+        // plus the rest of its own image block where bidirectional attention applies.
+        const int64_t lo = sliding ? std::max<int64_t>(0, p - window + 1) : 0;
+        int64_t hi = p;
+        const int64_t i = r - row0[c];
+        if (bidir_here && !ch.block_ids.empty() && ch.block_ids[i] >= 0) {
+          int64_t e = i;
+          while (e + 1 < static_cast<int64_t>(ch.tokens.size()) &&
+                 ch.block_ids[e + 1] == ch.block_ids[i])
+            ++e;
+          hi = base[c] + e;
+        }
+        const int64_t j = h / n_rep;
+        const float* q = Q.data() + r * qw + h * D;
+        scores.resize(static_cast<size_t>(hi - lo + 1));
+        for (int64_t kp = lo; kp <= hi; ++kp) {
+          const float* k = kp >= first_new ? K.data() + (row0[c] + kp - first_new) * kw + j * D
+                                           : cache.k(il, kp) + j * D;
+          scores[kp - lo] = vec::dot(q, k, D);
+        }
+        vec::softmax(scores.data(), hi - lo + 1);
+        float* o = attn.data() + r * qw + h * D;
+        std::fill(o, o + D, 0.f);
+        for (int64_t kp = lo; kp <= hi; ++kp) {
+          const float* v = kp >= first_new ? V.data() + (row0[c] + kp - first_new) * kw + j * D
+                                           : cache.v(il, kp) + j * D;
+          vec::axpy(scores[kp - lo], v, o, D);
+        }
+      }
+    }
+  }
+
+  // The new keys and values join the cache in position order, so on a sliding ring the last
+  // `window` of a long chunk are the ones that remain.
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    KvCache& cache = *chunks[c].cache;
+    for (int64_t r = row0[c]; r < row0[c + 1]; ++r) {
+      std::copy_n(K.data() + r * kw, kw, cache.k_mut(il, pos[r]));
+      std::copy_n(V.data() + r * kw, kw, cache.v_mut(il, pos[r]));
+    }
+  }
+  L.o.forward(attn.data(), R, out);
+}
+
+ForwardResult Gemma4Text::forward(std::span<SequenceChunk> chunks,
+                                  const ForwardOptions& opt) const {
+  const int64_t d = cfg_.hidden;
+  std::vector<int64_t> row0{0};
+  for (auto& ch : chunks) {
+    if (!ch.cache) throw EngineError("forward: a chunk has no KV cache");
+    if (!ch.soft_rows.empty() && ch.soft_rows.size() != ch.tokens.size())
+      throw EngineError("forward: soft_rows must be empty or one per token");
+    if (!ch.block_ids.empty() && ch.block_ids.size() != ch.tokens.size())
+      throw EngineError("forward: block_ids must be empty or one per token");
+    row0.push_back(row0.back() + static_cast<int64_t>(ch.tokens.size()));
+  }
+  const int64_t R = row0.back();
+  ForwardResult result;
+  result.logits.resize(chunks.size());
+  if (R == 0) return result;
+
+  // §2.2: text tokens are looked up and scaled; soft tokens are used as given.
+  std::vector<float> X(static_cast<size_t>(R * d));
+  for (size_t c = 0; c < chunks.size(); ++c)
+    for (int64_t r = row0[c]; r < row0[c + 1]; ++r) {
+      const size_t i = static_cast<size_t>(r - row0[c]);
+      const float* soft = chunks[c].soft_rows.empty() ? nullptr : chunks[c].soft_rows[i];
+      if (soft)
+        std::copy_n(soft, d, X.data() + r * d);
+      else
+        embed_token(chunks[c].tokens[i], X.data() + r * d);
+    }
+  for (auto& ch : chunks) ch.cache->reserve_and_advance(static_cast<int64_t>(ch.tokens.size()));
+
+  std::vector<float> xn(static_cast<size_t>(R * d)), branch(static_cast<size_t>(R * d));
+  std::vector<float> gate(static_cast<size_t>(R * cfg_.ffn)), up(static_cast<size_t>(R * cfg_.ffn));
+  for (int64_t il = 0; il < cfg_.n_layer; ++il) {
+    const Layer& L = layers_[static_cast<size_t>(il)];
+    // §2.4: pre-norm, attention, post-norm, residual.
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; ++r)
+      vec::rms_norm(X.data() + r * d, L.attn_norm.data(), cfg_.rms_eps, d, xn.data() + r * d);
+    attention(L, il, chunks, row0, xn.data(), branch.data(), opt);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      float* b = branch.data() + r * d;
+      vec::rms_norm(b, L.post_attn_norm.data(), cfg_.rms_eps, d, b);
+      float* x = X.data() + r * d;
+      for (int64_t i = 0; i < d; ++i) x[i] += b[i];
+      vec::rms_norm(x, L.ffn_norm.data(), cfg_.rms_eps, d, xn.data() + r * d);
+    }
+    // §2.9: GeGLU with tanh GELU.
+    L.gate.forward(xn.data(), R, gate.data());
+    L.up.forward(xn.data(), R, up.data());
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; ++r)
+      vec::geglu_tanh(gate.data() + r * cfg_.ffn, up.data() + r * cfg_.ffn,
+                      gate.data() + r * cfg_.ffn, cfg_.ffn);
+    L.down.forward(gate.data(), R, branch.data());
+    // §2.4: post-norm, residual, then the layer scalar on the whole residual stream.
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      float* b = branch.data() + r * d;
+      vec::rms_norm(b, L.post_ffw_norm.data(), cfg_.rms_eps, d, b);
+      float* x = X.data() + r * d;
+      for (int64_t i = 0; i < d; ++i) x[i] = (x[i] + b[i]) * L.out_scale;
+    }
+  }
+
+  // §2.10: final norm, tied head, soft-cap, suppressed ids — only for the rows asked for.
+  std::vector<int64_t> rows;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    if (chunks[c].logits == LogitsWanted::All)
+      for (int64_t r = row0[c]; r < row0[c + 1]; ++r) rows.push_back(r);
+    else if (chunks[c].logits == LogitsWanted::Last && row0[c + 1] > row0[c])
+      rows.push_back(row0[c + 1] - 1);
+  }
+  if (rows.empty()) return result;
+  const int64_t n_rows = static_cast<int64_t>(rows.size());
+  std::vector<float> Y(static_cast<size_t>(n_rows * d));
+  for (int64_t i = 0; i < n_rows; ++i)
+    vec::rms_norm(X.data() + rows[i] * d, output_norm_.data(), cfg_.rms_eps, d, Y.data() + i * d);
+  const int64_t nv = cfg_.vocab_size;
+  std::vector<float> logits(static_cast<size_t>(n_rows * nv));
+  lm_head_.forward(Y.data(), n_rows, logits.data());
+  const float cap = cfg_.final_logit_softcap;
+  if (cap > 0.f) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n_rows * nv; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  }
+  if (opt.suppress)
+    for (int64_t i = 0; i < n_rows; ++i)
+      for (int32_t id : cfg_.suppress_ids)
+        if (id >= 0 && id < nv) logits[i * nv + id] = -std::numeric_limits<float>::infinity();
+
+  int64_t i = 0;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const int64_t n = chunks[c].logits == LogitsWanted::All ? row0[c + 1] - row0[c]
+                      : chunks[c].logits == LogitsWanted::Last && row0[c + 1] > row0[c] ? 1
+                                                                                        : 0;
+    result.logits[c].assign(logits.begin() + i * nv, logits.begin() + (i + n) * nv);
+    i += n;
+  }
+  return result;
+}
+
+}  // namespace rawflow

@@ -1,0 +1,211 @@
+#include "model/kernels/linear.h"
+
+#include <immintrin.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "model/error.h"
+#include "model/kernels/quant_matmul.h"
+#include "model/quant.h"
+
+namespace rawflow {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+DnnlContext::DnnlContext() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+
+DnnlContext& DnnlContext::get() {
+  static DnnlContext ctx;
+  return ctx;
+}
+
+void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512BF16__)
+  for (; i + 16 <= n; i += 16) {
+    __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), reinterpret_cast<__m256i&>(v));
+  }
+#endif
+  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+namespace {
+
+enum class Path { DnnlF32, DnnlBf16Blocked, DnnlBf16Plain, Quant };
+
+// Gives the file's pages behind a tensor back to the kernel once a reordered copy exists, so the
+// process holds one copy of the weights, not two.
+void release_pages(const void* data, size_t nbytes) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  auto begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
+  auto end = (reinterpret_cast<uintptr_t>(data) + nbytes) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace
+
+struct Linear::Impl {
+  TensorRef w;
+  LinearOptions opt;
+  Path path = Path::Quant;
+  dnnl::memory::desc wei_md;
+  dnnl::memory wei_mem;
+  size_t owned = 0;
+  mutable std::mutex mu;
+  mutable std::map<std::pair<int64_t, int64_t>, dnnl::matmul> prims;  // (M, N-tile) → primitive
+
+  int64_t K() const { return w.ne[0]; }
+  int64_t N() const { return w.ne[1]; }
+
+  // The primitive for an [M, K] × [K, n] product with dst rows `ldd` floats apart.
+  dnnl::matmul primitive(int64_t M, int64_t n, int64_t ldd, const dnnl::memory::desc& wmd,
+                         dt src_dt) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto key = std::make_pair(M, n);
+    auto it = prims.find(key);
+    if (it != prims.end()) return it->second;
+    auto& eng = DnnlContext::get().engine();
+    dnnl::memory::desc src({M, K()}, src_dt, tag::ab);
+    dnnl::memory::desc dst({M, n}, dt::f32, dnnl::memory::dims{ldd, 1});
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wmd, dst), eng);
+    dnnl::matmul p(pd);
+    prims.emplace(key, p);
+    return p;
+  }
+
+  void run(const dnnl::matmul& p, const void* src, int64_t M, int64_t n, int64_t ldd,
+           const dnnl::memory::desc& wmd, const dnnl::memory& wmem, dt src_dt, float* y) const {
+    auto& eng = DnnlContext::get().engine();
+    auto& s = DnnlContext::get().stream();
+    dnnl::memory xm({{M, K()}, src_dt, tag::ab}, eng, const_cast<void*>(src));
+    dnnl::memory ym({{M, n}, dt::f32, dnnl::memory::dims{ldd, 1}}, eng, y);
+    p.execute(s, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, ym}});
+    s.wait();
+  }
+
+  void forward_dnnl(const float* x, int64_t M, float* y) const {
+    if (path == Path::DnnlF32) {
+      run(primitive(M, N(), N(), wei_md, dt::f32), x, M, N(), N(), wei_md, wei_mem, dt::f32, y);
+      return;
+    }
+    std::vector<uint16_t> xb(static_cast<size_t>(M * K()));
+    f32_to_bf16_row(x, xb.data(), M * K());
+    run(primitive(M, N(), N(), wei_md, dt::bf16), xb.data(), M, N(), N(), wei_md, wei_mem, dt::bf16, y);
+  }
+
+  // Large batches on block-quantized weights: dequantize a tile of rows to bf16, multiply with
+  // oneDNN, next tile. The tile is the only dequantized memory.
+  void forward_tiled(const float* x, int64_t M, float* y) const {
+    constexpr int64_t kTile = 256;
+    const int64_t k = K();
+    const size_t row_bytes = dtype_row_bytes(w.dtype, k);
+    std::vector<uint16_t> xb(static_cast<size_t>(M * k));
+    f32_to_bf16_row(x, xb.data(), M * k);
+    std::vector<uint16_t> tile(static_cast<size_t>(kTile * k));
+    auto& eng = DnnlContext::get().engine();
+    for (int64_t n0 = 0; n0 < N(); n0 += kTile) {
+      const int64_t n = std::min(kTile, N() - n0);
+#pragma omp parallel
+      {
+        std::vector<float> row(static_cast<size_t>(k));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n; ++r) {
+          dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + (n0 + r) * row_bytes,
+                         row.data(), k);
+          f32_to_bf16_row(row.data(), tile.data() + r * k, k);
+        }
+      }
+      dnnl::memory::desc wmd({k, n}, dt::bf16, tag::ba);
+      dnnl::memory wmem(wmd, eng, tile.data());
+      run(primitive(M, n, N(), wmd, dt::bf16), xb.data(), M, n, N(), wmd, wmem, dt::bf16, y + n0);
+    }
+  }
+};
+
+Linear::Linear(const TensorRef& w, const LinearOptions& opt) : impl_(std::make_unique<Impl>()) {
+  if (w.ne.size() != 2)
+    throw ModelFileError("tensor `" + w.name + "` is not a matrix (" + std::to_string(w.ne.size()) +
+                         " dimensions)");
+  name_ = w.name;
+  dtype_ = w.dtype;
+  in_ = w.ne[0];
+  out_ = w.ne[1];
+  Impl& im = *impl_;
+  im.w = w;
+  im.opt = opt;
+  auto& eng = DnnlContext::get().engine();
+  void* data = const_cast<void*>(w.data);  // oneDNN takes a non-const handle; it never writes weights
+  switch (w.dtype) {
+    case DType::F32:
+      im.path = Path::DnnlF32;
+      im.wei_md = dnnl::memory::desc({in_, out_}, dt::f32, tag::ba);
+      im.wei_mem = dnnl::memory(im.wei_md, eng, data);
+      break;
+    case DType::BF16:
+      if (!opt.reorder) {
+        im.path = Path::DnnlBf16Plain;
+        im.wei_md = dnnl::memory::desc({in_, out_}, dt::bf16, tag::ba);
+        im.wei_mem = dnnl::memory(im.wei_md, eng, data);
+        break;
+      }
+      {
+        // The blocked layout brgemm wants does not depend on the batch size: choose it for a
+        // prefill-sized batch and reuse it for every other.
+        dnnl::memory::desc src({512, in_}, dt::bf16, tag::ab);
+        dnnl::memory::desc any({in_, out_}, dt::bf16, tag::any);
+        dnnl::memory::desc dst({512, out_}, dt::f32, tag::ab);
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, any, dst), eng);
+        im.path = Path::DnnlBf16Blocked;
+        im.wei_md = pd.weights_desc();
+        im.wei_mem = dnnl::memory(im.wei_md, eng);
+        dnnl::memory plain({{in_, out_}, dt::bf16, tag::ba}, eng, data);
+        dnnl::reorder(plain, im.wei_mem).execute(DnnlContext::get().stream(), plain, im.wei_mem);
+        DnnlContext::get().stream().wait();
+        im.owned = im.wei_md.get_size();
+        if (opt.release_source) release_pages(w.data, w.nbytes);
+      }
+      break;
+    default:
+      im.path = Path::Quant;
+      break;
+  }
+}
+
+Linear::Linear() = default;
+Linear::Linear(Linear&&) noexcept = default;
+Linear& Linear::operator=(Linear&&) noexcept = default;
+Linear::~Linear() = default;
+
+size_t Linear::owned_bytes() const { return impl_ ? impl_->owned : 0; }
+
+void Linear::forward(const float* x, int64_t M, float* y) const {
+  const Impl& im = *impl_;
+  if (M <= 0) return;
+  switch (im.path) {
+    case Path::DnnlF32:
+    case Path::DnnlBf16Blocked:
+      im.forward_dnnl(x, M, y);
+      return;
+    case Path::DnnlBf16Plain:
+      // Row-major bf16 read in place: small batches stream it with our kernel, large ones let
+      // oneDNN copy blocks on the fly.
+      if (M < im.opt.quant_gemm_min_rows)
+        quant_matmul(DType::BF16, im.w.data, out_, in_, x, M, in_, y, out_);
+      else
+        im.forward_dnnl(x, M, y);
+      return;
+    case Path::Quant:
+      if (M < im.opt.quant_gemm_min_rows)
+        quant_matmul(im.w.dtype, im.w.data, out_, in_, x, M, in_, y, out_);
+      else
+        im.forward_tiled(x, M, y);
+      return;
+  }
+}
+
+}  // namespace rawflow

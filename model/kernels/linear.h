@@ -1,0 +1,72 @@
+#pragma once
+// y = W x for every weight format, on the kernel that fits it best:
+//  - F32: oneDNN f32 matmul straight on the file's bytes;
+//  - BF16: oneDNN bf16 brgemm on weights reordered once into oneDNN's blocked layout (the file's
+//    pages are released after the reorder so resident memory stays at one copy);
+//  - block-quantized and F16: our AVX-512 kernels (model/kernels/quant_matmul.h) for small batches,
+//    where streaming the weights once is what matters; for large batches (prefill) tiles of rows are
+//    dequantized to bf16 and multiplied by oneDNN brgemm, so no dequantized copy is ever kept.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
+
+#include "model/tensor_ref.h"
+
+namespace rawflow {
+
+class DnnlContext {
+ public:
+  static DnnlContext& get();
+  dnnl::engine& engine() { return engine_; }
+  dnnl::stream& stream() { return stream_; }
+
+ private:
+  DnnlContext();
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+};
+
+struct LinearOptions {
+  // Reorder BF16 weights into oneDNN's blocked layout and release the file's pages. Off for tensors
+  // that are also read row by row (the tied embedding).
+  bool reorder = true;
+  // After a reorder, give the source's pages back to the kernel (madvise DONTNEED). Only for
+  // weights in a read-only file mapping: on anonymous memory it would zero the source.
+  bool release_source = false;
+  // Batches of at least this many rows use the oneDNN tiled path for block-quantized weights.
+  int64_t quant_gemm_min_rows = 32;
+};
+
+class Linear {
+ public:
+  Linear();
+  Linear(const TensorRef& w, const LinearOptions& opt = {});
+  Linear(Linear&&) noexcept;
+  Linear& operator=(Linear&&) noexcept;
+  ~Linear();
+
+  int64_t in() const { return in_; }
+  int64_t out() const { return out_; }
+  DType dtype() const { return dtype_; }
+  const std::string& name() const { return name_; }
+  // Resident bytes this layer owns beyond the mapped file (reordered copies).
+  size_t owned_bytes() const;
+
+  // y[m * out + n] = sum_k W[n][k] x[m * in + k], m < M. x and y must not alias.
+  void forward(const float* x, int64_t M, float* y) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string name_;
+  DType dtype_ = DType::F32;
+  int64_t in_ = 0, out_ = 0;
+};
+
+// Converts n floats to bf16 (round to nearest even), vectorised.
+void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n);
+
+}  // namespace rawflow

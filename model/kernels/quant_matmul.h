@@ -1,0 +1,32 @@
+#pragma once
+// Matrix product against block-quantized (or 16-bit) weights: the engine's decode / small-batch
+// kernel. Numerics follow llama.cpp's CPU backend so parity tests can be tight.
+#include <cstdint>
+
+#include "model/dtype.h"
+
+namespace rawflow {
+
+// y[m*ldy + n] = sum_k W_n[k] * x[m*ldx + k] for n in [0, N), m in [0, M).
+// W: N rows of K elements in `wtype` (row stride dtype_row_bytes(wtype, K)); K must be a multiple
+// of the type's block size. As in ggml's vec_dot: for Q8_0/Q4_0 the activations are first
+// quantized to Q8_0 blocks, for Q4_K/Q5_K/Q6_K to Q8_K, for F16 rounded to fp16, for BF16 to bf16;
+// F32 is used as is. Runs on OpenMP threads (parallel over N); call it from one thread.
+void quant_matmul(DType wtype, const void* W, int64_t N, int64_t K, const float* x, int64_t M,
+                  int64_t ldx, float* y, int64_t ldy);
+
+// Scalar reference of the same numerics: dequantized weights times the activations as the
+// kernel quantizes them, summed in double. For tests.
+void quant_matmul_ref(DType wtype, const void* W, int64_t N, int64_t K, const float* x, int64_t M,
+                      int64_t ldx, float* y, int64_t ldy);
+
+// The activation quantizers the kernel uses, writing ggml's block layouts (block_q8_0: fp16 d +
+// 32 int8; block_q8_K: f32 d + 256 int8 + 16 int16 bsums). Q8_0 follows the x86 build of ggml's
+// quantize_row_q8_0 (the one llama.cpp runs on this CPU: id = 127/amax, round half to even);
+// Q8_K is quantize_row_q8_K_ref. k must be a multiple of 32 / 256.
+void quantize_activations_q8_0(const float* x, void* blocks, int64_t k);
+void quantize_activations_q8_K(const float* x, void* blocks, int64_t k);
+inline constexpr size_t kQ8_0BlockBytes = 34;
+inline constexpr size_t kQ8_KBlockBytes = 292;
+
+}  // namespace rawflow

@@ -1,0 +1,47 @@
+#include "model/kv_cache.h"
+
+namespace rawflow {
+
+KvCache::KvCache(const Gemma4Config& cfg) : window_(cfg.sliding_window) {
+  for (int64_t il = 0; il < cfg.n_layer; ++il) {
+    auto g = cfg.layer(il);
+    layers_.push_back({g.sliding, g.n_kv_head * g.head_dim, {}, {}});
+  }
+}
+
+void KvCache::clear() {
+  n_past_ = 0;
+  for (auto& l : layers_) {
+    l.k.clear();
+    l.v.clear();
+  }
+}
+
+void KvCache::reserve_and_advance(int64_t n) {
+  const int64_t end = n_past_ + n;
+  for (auto& l : layers_) {
+    const int64_t slots = l.sliding ? std::min(end, window_) : end;
+    const auto need = static_cast<size_t>(slots * l.row);
+    if (l.k.size() < need) {
+      // Full layers grow geometrically so a long conversation is not quadratic in copies.
+      size_t cap = l.sliding ? need : std::max(need, l.k.size() * 3 / 2);
+      l.k.resize(cap);
+      l.v.resize(cap);
+    }
+  }
+  n_past_ = end;
+}
+
+const float* KvCache::slot(int64_t il, int64_t pos, bool value) const {
+  const Layer& l = layers_[static_cast<size_t>(il)];
+  const int64_t s = l.sliding ? pos % window_ : pos;
+  return (value ? l.v.data() : l.k.data()) + s * l.row;
+}
+
+size_t KvCache::bytes() const {
+  size_t b = 0;
+  for (const auto& l : layers_) b += (l.k.capacity() + l.v.capacity()) * sizeof(float);
+  return b;
+}
+
+}  // namespace rawflow

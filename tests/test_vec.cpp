@@ -1,0 +1,79 @@
+// The decoder's small vector kernels against plain double-precision loops.
+#define BOOST_TEST_MODULE test_vec
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "model/kernels/vec.h"
+
+using namespace rawflow;
+
+namespace {
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+}  // namespace
+
+// Sizes cover the 16- and 32-wide main loops and their scalar tails.
+const int64_t kSizes[] = {1, 15, 16, 17, 31, 32, 33, 256, 640, 3840, 3841};
+
+BOOST_AUTO_TEST_CASE(dot_and_axpy) {
+  for (int64_t n : kSizes) {
+    auto a = randv(n, 1), b = randv(n, 2);
+    double ref = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) ref += double(a[i]) * b[i], mag += std::fabs(double(a[i]) * b[i]);
+    // f32 accumulation in a different order than the reference: error ≤ n·ε·Σ|a·b|, taken loosely.
+    BOOST_TEST(std::fabs(vec::dot(a.data(), b.data(), n) - ref) <= 1e-6 * mag * std::sqrt(double(n)) + 1e-12);
+    auto y = randv(n, 3), y0 = y;
+    vec::axpy(0.37f, a.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) BOOST_TEST(std::fabs(y[i] - (y0[i] + 0.37 * a[i])) <= 1e-6 * (1 + std::fabs(y0[i])));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rms_norm_weighted_and_weightless) {
+  for (int64_t n : kSizes) {
+    auto x = randv(n, 4, 50.f), w = randv(n, 5);
+    double ss = 0;
+    for (float v : x) ss += double(v) * v;
+    const double s = 1.0 / std::sqrt(ss / n + 1e-6);
+    std::vector<float> out(n), out2(n);
+    vec::rms_norm(x.data(), w.data(), 1e-6f, n, out.data());
+    vec::rms_norm(x.data(), nullptr, 1e-6f, n, out2.data());
+    for (int64_t i = 0; i < n; ++i) {
+      BOOST_TEST(std::fabs(out[i] - x[i] * s * w[i]) <= 1e-5 * (1 + std::fabs(x[i] * s * w[i])));
+      BOOST_TEST(std::fabs(out2[i] - x[i] * s) <= 1e-5 * (1 + std::fabs(x[i] * s)));
+    }
+  }
+  // All-zero input maps to zero (the multimodal norms rely on it for silent audio frames).
+  std::vector<float> z(640, 0.f), o(640, 1.f);
+  vec::rms_norm(z.data(), nullptr, 1e-6f, 640, o.data());
+  for (float v : o) BOOST_TEST(v == 0.f);
+}
+
+BOOST_AUTO_TEST_CASE(geglu_matches_formula) {
+  auto g = randv(1000, 6, 3.f), u = randv(1000, 7);
+  std::vector<float> out(1000);
+  vec::geglu_tanh(g.data(), u.data(), out.data(), 1000);
+  for (int i = 0; i < 1000; ++i) {
+    const double x = g[i];
+    const double ref = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
+    BOOST_TEST(std::fabs(out[i] - ref) <= 1e-5 * (1 + std::fabs(ref)));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(softmax_sums_to_one_and_handles_masked) {
+  auto x = randv(1024, 8, 20.f);
+  x[5] = -INFINITY;
+  auto ref = x;
+  vec::softmax(x.data(), 1024);
+  double mx = -INFINITY, sum = 0;
+  for (float v : ref) mx = std::max<double>(mx, v);
+  for (float v : ref) sum += std::exp(double(v) - mx);
+  for (int i = 0; i < 1024; ++i) BOOST_TEST(std::fabs(x[i] - std::exp(double(ref[i]) - mx) / sum) <= 1e-6);
+  BOOST_TEST(x[5] == 0.f);
+}

@@ -39,11 +39,13 @@ void Args::parse(const std::vector<std::string>& argv) {
         tok = tok.substr(0, eq);
       }
     }
-    if (tok.size() > 1 && tok[0] == '-' && !(tok.size() > 1 && std::isdigit(static_cast<unsigned char>(tok[1])))) {
+    if (tok.size() > 1 && tok[0] == '-' &&
+        !(tok.size() > 1 && std::isdigit(static_cast<unsigned char>(tok[1])))) {
       const Spec* s = lookup(tok);
       if (!s) throw UsageError("rawflow " + command_ + ": unknown option `" + tok + "`\n" + help());
       if (s->is_flag) {
-        if (inline_value) throw UsageError("rawflow " + command_ + ": `" + s->name + "` takes no value");
+        if (inline_value)
+          throw UsageError("rawflow " + command_ + ": `" + s->name + "` takes no value");
         values_[s->name] = "1";
         continue;
       }
@@ -81,7 +83,8 @@ std::optional<std::string> Args::get_opt(const std::string& name) const {
 
 std::string Args::get(const std::string& name) const {
   auto v = get_opt(name);
-  if (!v) throw UsageError("rawflow " + command_ + ": missing required option `" + name + "`\n" + help());
+  if (!v)
+    throw UsageError("rawflow " + command_ + ": missing required option `" + name + "`\n" + help());
   return *v;
 }
 
@@ -93,7 +96,8 @@ long long Args::get_int(const std::string& name) const {
     if (used != v.size()) throw std::invalid_argument(v);
     return r;
   } catch (const std::exception&) {
-    throw UsageError("rawflow " + command_ + ": option `" + name + "` wants an integer, got `" + v + "`");
+    throw UsageError("rawflow " + command_ + ": option `" + name + "` wants an integer, got `" + v +
+                     "`");
   }
 }
 
@@ -105,7 +109,8 @@ double Args::get_double(const std::string& name) const {
     if (used != v.size()) throw std::invalid_argument(v);
     return r;
   } catch (const std::exception&) {
-    throw UsageError("rawflow " + command_ + ": option `" + name + "` wants a number, got `" + v + "`");
+    throw UsageError("rawflow " + command_ + ": option `" + name + "` wants a number, got `" + v +
+                     "`");
   }
 }
 

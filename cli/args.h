@@ -16,7 +16,8 @@ class UsageError : public std::runtime_error {
 
 class Args {
  public:
-  Args(std::string command, std::string synopsis) : command_(std::move(command)), synopsis_(std::move(synopsis)) {}
+  Args(std::string command, std::string synopsis)
+      : command_(std::move(command)), synopsis_(std::move(synopsis)) {}
 
   // Declares an option taking a value ("--model", "-m"); `short_name` may be empty.
   Args& option(const std::string& name, const std::string& short_name, const std::string& help,

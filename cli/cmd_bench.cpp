@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <random>
 
 #include "cli/args.h"
@@ -44,6 +44,8 @@ int cmd_bench(const CommandArgs& argv) {
       .option("--n-prompt", "-p", "prompt tokens for the prefill test (0 = skip)", "512")
       .option("--n-gen", "-n", "generated tokens for the decode test (0 = skip)", "64")
       .option("--threads", "-t", "CPU threads (default: all cores)", "0")
+      .flag("--llama-order",
+            "sum every product in llama.cpp's order (slower BF16 prefill; parity checks)")
       .option("--repetitions", "-r", "repetitions of each test", "3")
       .flag("--help", "show this help");
   a.parse(argv);
@@ -53,6 +55,7 @@ int cmd_bench(const CommandArgs& argv) {
   }
   LoadOptions lo;
   lo.threads = static_cast<int>(a.get_int("--threads"));
+  lo.llama_order = a.flag_set("--llama-order");
   const std::string path = a.get("--model");
   LoadedModel m = load_model(path, lo);
   const Gemma4Config& cfg = m.text->config();

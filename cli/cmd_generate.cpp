@@ -26,7 +26,8 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
       if (used != item.size() || v < 0 || v > INT32_MAX) throw std::invalid_argument(item);
       ids.push_back(static_cast<int32_t>(v));
     } catch (const std::exception&) {
-      throw UsageError("rawflow generate: `--tokens` wants comma-separated ids, got `" + item + "`");
+      throw UsageError("rawflow generate: `--tokens` wants comma-separated ids, got `" + item +
+                       "`");
     }
   }
   if (ids.empty()) throw UsageError("rawflow generate: `--tokens` is empty");
@@ -53,8 +54,11 @@ int cmd_generate(const CommandArgs& argv) {
       .option("--min-p", "", "min-p", "0")
       .option("--seed", "", "random seed", "0")
       .option("--threads", "-t", "CPU threads (default: all cores)", "0")
+      .flag("--llama-order",
+            "sum every product in llama.cpp's order (slower BF16 prefill; parity checks)")
       .option("--batch", "-b", "prompt tokens per forward pass", "512")
-      .option("--logprobs-out", "", "write float32 log-probs, one vocabulary row per prompt position")
+      .option("--logprobs-out", "",
+              "write float32 log-probs, one vocabulary row per prompt position")
       .flag("--help", "show this help");
   a.parse(argv);
   if (a.flag_set("--help")) {
@@ -66,6 +70,7 @@ int cmd_generate(const CommandArgs& argv) {
 
   LoadOptions lo;
   lo.threads = static_cast<int>(a.get_int("--threads"));
+  lo.llama_order = a.flag_set("--llama-order");
   auto t_load = std::chrono::steady_clock::now();
   LoadedModel m = load_model(a.get("--model"), lo);
   const Gemma4Config& cfg = m.text->config();
@@ -75,7 +80,8 @@ int cmd_generate(const CommandArgs& argv) {
   if (a.has("--tokens")) {
     prompt = parse_token_list(a.get("--tokens"));
   } else {
-    const std::string text = a.flag_set("--raw") ? a.get("--prompt") : render_user_prompt(a.get("--prompt"));
+    const std::string text =
+        a.flag_set("--raw") ? a.get("--prompt") : render_user_prompt(a.get("--prompt"));
     prompt = m.tokenizer->encode(text, /*parse_special=*/true);
   }
   for (int32_t id : prompt)
@@ -97,7 +103,8 @@ int cmd_generate(const CommandArgs& argv) {
   std::ofstream lp_out;
   if (a.has("--logprobs-out")) {
     lp_out.open(a.get("--logprobs-out"), std::ios::binary);
-    if (!lp_out) throw UsageError("rawflow generate: cannot write `" + a.get("--logprobs-out") + "`");
+    if (!lp_out)
+      throw UsageError("rawflow generate: cannot write `" + a.get("--logprobs-out") + "`");
   }
 
   KvCache cache(cfg);
@@ -124,7 +131,8 @@ int cmd_generate(const CommandArgs& argv) {
   const double prefill_s = seconds_since(t_prefill);
   if (lp_out.is_open()) {
     lp_out.close();
-    if (!lp_out) throw UsageError("rawflow generate: writing `" + a.get("--logprobs-out") + "` failed");
+    if (!lp_out)
+      throw UsageError("rawflow generate: writing `" + a.get("--logprobs-out") + "` failed");
   }
 
   const std::vector<int32_t> stops = stop_ids(m.tokenizer->vocab());
@@ -151,9 +159,11 @@ int cmd_generate(const CommandArgs& argv) {
   std::fwrite(rest.data(), 1, rest.size(), stdout);
   if (n_predict > 0) std::fputc('\n', stdout);
   const double decode_s = seconds_since(t_decode);
-  std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f t/s); generated: %lld tokens in %.3f s (%.1f t/s)\n",
-               prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9),
-               static_cast<long long>(generated), decode_s, generated / std::max(decode_s, 1e-9));
+  std::fprintf(
+      stderr,
+      "prompt: %zu tokens in %.3f s (%.1f t/s); generated: %lld tokens in %.3f s (%.1f t/s)\n",
+      prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9),
+      static_cast<long long>(generated), decode_s, generated / std::max(decode_s, 1e-9));
   return 0;
 }
 

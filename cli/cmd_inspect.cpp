@@ -30,13 +30,17 @@ std::string value_str(const GgufValue& v) {
     case GgufType::BOOL:
       return v.i ? "true" : "false";
     case GgufType::ARRAY: {
-      std::string s = std::string(gguf_type_name(v.array_type)) + "[" + std::to_string(v.array_size()) + "] {";
+      std::string s =
+          std::string(gguf_type_name(v.array_type)) + "[" + std::to_string(v.array_size()) + "] {";
       const size_t show = std::min<size_t>(v.array_size(), 8);
       for (size_t i = 0; i < show; ++i) {
         if (i) s += ", ";
-        if (!v.strings.empty()) s += "\"" + v.strings[i] + "\"";
-        else if (!v.floats.empty()) s += std::to_string(v.floats[i]);
-        else s += std::to_string(v.ints[i]);
+        if (!v.strings.empty())
+          s += "\"" + v.strings[i] + "\"";
+        else if (!v.floats.empty())
+          s += std::to_string(v.floats[i]);
+        else
+          s += std::to_string(v.ints[i]);
       }
       return s + (show < v.array_size() ? ", ...}" : "}");
     }
@@ -59,13 +63,15 @@ void print_tensors(const std::vector<TensorRef>& tensors, size_t file_bytes) {
   int64_t params = 0;
   std::map<std::string, int> by_type;
   for (const auto& t : tensors) {
-    std::printf("  %-40s %-6s %-20s %12s\n", t.name.c_str(), std::string(dtype_name(t.dtype)).c_str(),
-                shape(t.ne).c_str(), human_bytes(static_cast<double>(t.nbytes)).c_str());
+    std::printf("  %-40s %-6s %-20s %12s\n", t.name.c_str(),
+                std::string(dtype_name(t.dtype)).c_str(), shape(t.ne).c_str(),
+                human_bytes(static_cast<double>(t.nbytes)).c_str());
     params += t.nelements();
     by_type[std::string(dtype_name(t.dtype))]++;
   }
   std::printf("\nparameters: %lld (%.3f B)\n", static_cast<long long>(params), params / 1e9);
-  std::printf("file size: %s (%zu bytes)\ndtypes:", human_bytes(static_cast<double>(file_bytes)).c_str(), file_bytes);
+  std::printf("file size: %s (%zu bytes)\ndtypes:",
+              human_bytes(static_cast<double>(file_bytes)).c_str(), file_bytes);
   for (const auto& [k, n] : by_type) std::printf(" %s %d", k.c_str(), n);
   std::printf("\n");
 }
@@ -94,7 +100,8 @@ int cmd_inspect(const CommandArgs& argv) {
   auto f = GgufFile::open(path);
   std::printf("%s: GGUF v%u, alignment %zu, %zu metadata keys\n\n", path.c_str(), f->version(),
               f->alignment(), f->metadata().size());
-  for (const auto& [k, v] : f->metadata()) std::printf("  %-48s %s\n", k.c_str(), value_str(v).c_str());
+  for (const auto& [k, v] : f->metadata())
+    std::printf("  %-48s %s\n", k.c_str(), value_str(v).c_str());
   std::vector<TensorRef> refs;
   for (const auto& t : f->tensors()) refs.push_back(f->ref(t));
   print_tensors(refs, f->file_size());

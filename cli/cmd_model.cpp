@@ -11,10 +11,10 @@
 namespace rawflow::cli {
 namespace {
 
-constexpr const char* kModelUsage =
-    "usage: rawflow model synth --preset P [--dtype D] [--embd-dtype D] [--seed S]\n"
-    "                           [--vocab tokenizer.json|model.gguf] [--format gguf|safetensors]\n"
-    "                           --out PATH";
+constexpr const char* kSynthSynopsis =
+    "--preset P [--dtype D] [--embd-dtype D] [--seed S] [--vocab tokenizer.json|model.gguf] "
+    "[--format gguf|safetensors] --out PATH";
+std::string model_usage() { return std::string("usage: rawflow model synth ") + kSynthSynopsis; }
 
 std::string join_presets() {
   std::string s;
@@ -41,7 +41,7 @@ std::string human_bytes(size_t b) {
 }
 
 int cmd_synth(const CommandArgs& argv) {
-  Args a("model synth", kModelUsage);
+  Args a("model synth", kSynthSynopsis);
   a.option("--preset", "", "model shape: " + join_presets(), "tiny")
       .option("--dtype", "", "matrix dtype: f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K", "f32")
       .option("--embd-dtype", "", "token_embd dtype (default: --dtype; q6_K when --dtype is q4_0)")
@@ -62,7 +62,7 @@ int cmd_synth(const CommandArgs& argv) {
   try {
     synth_preset(o.preset);
   } catch (const EngineError& e) {
-    throw UsageError(std::string(e.what()) + "\n" + kModelUsage);
+    throw UsageError(std::string(e.what()) + "\n" + model_usage());
   }
   o.dtype = parse_dtype(a, "--dtype");
   if (a.has("--embd-dtype")) o.embd_dtype = parse_dtype(a, "--embd-dtype");
@@ -74,8 +74,13 @@ int cmd_synth(const CommandArgs& argv) {
   if (o.format != "gguf" && o.format != "safetensors")
     throw UsageError("rawflow model synth: unknown --format `" + o.format +
                      "` (valid: gguf, safetensors)");
+  if (o.format == "safetensors")
+    for (DType d : {o.dtype, o.embd_dtype.value_or(o.dtype)})
+      if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
+        throw UsageError("rawflow model synth: safetensors holds f32, f16 or bf16, not " +
+                         std::string(dtype_name(d)));
   if (!a.has("--out"))
-    throw UsageError(std::string("rawflow model synth: --out is required\n") + kModelUsage);
+    throw UsageError(std::string("rawflow model synth: --out is required\n") + model_usage());
   o.out = a.get("--out");
 
   const SynthReport r = synth_model(o);
@@ -97,11 +102,11 @@ int cmd_synth(const CommandArgs& argv) {
 
 int cmd_model(const CommandArgs& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::fprintf(args.empty() ? stderr : stdout, "%s\n", kModelUsage);
+    std::fprintf(args.empty() ? stderr : stdout, "%s\n", model_usage().c_str());
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "synth") return cmd_synth(CommandArgs(args.begin() + 1, args.end()));
-  throw UsageError("rawflow model: unknown subcommand `" + args[0] + "`\n" + kModelUsage);
+  throw UsageError("rawflow model: unknown subcommand `" + args[0] + "`\n" + model_usage());
 }
 
 }  // namespace rawflow::cli

@@ -20,7 +20,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 Vocab load_vocab(const std::string& path) {
@@ -38,7 +39,8 @@ std::string line_text(const std::string& line, const std::string& path, size_t l
     throw UsageError(path + ":" + std::to_string(line_no) + ": not JSON: " + e.what());
   }
   if (j.is_string()) return j.get<std::string>();
-  if (j.is_object() && j.contains("text") && j["text"].is_string()) return j["text"].get<std::string>();
+  if (j.is_object() && j.contains("text") && j["text"].is_string())
+    return j["text"].get<std::string>();
   throw UsageError(path + ":" + std::to_string(line_no) +
                    ": expected a JSON string or an object with a \"text\" string");
 }
@@ -107,14 +109,16 @@ int cmd_tokenize(const CommandArgs& argv) {
     nlohmann::json j;
     j["ids"] = all[i];
     j["decoded"] = tok.decode(all[i]);
-    // Decoded text may hold invalid UTF-8 (byte tokens of a broken input); keep the line valid JSON.
+    // Decoded text may hold invalid UTF-8 (byte tokens of a broken input); keep the line valid
+    // JSON.
     const std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (out_path == "-")
       std::fwrite(s.data(), 1, s.size(), stdout);
     else
       file << s;
   }
-  if (file.is_open() && !file.good()) throw UsageError("rawflow tokenize: write to `" + out_path + "` failed");
+  if (file.is_open() && !file.good())
+    throw UsageError("rawflow tokenize: write to `" + out_path + "` failed");
   if (!quiet)
     std::fprintf(stderr, "tokenize: %zu lines, %zu bytes -> %zu tokens in %.3f s (%.2f MB/s)\n",
                  texts.size(), bytes, n_tokens, enc_s, enc_s > 0 ? bytes / enc_s / 1e6 : 0.0);

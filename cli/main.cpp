@@ -22,7 +22,8 @@ const Command kCommands[] = {
     {"inspect", "show a model file's metadata, tensors and sizes", rawflow::cli::cmd_inspect},
     {"bench", "prefill and decode speed, llama-bench style", rawflow::cli::cmd_bench},
     {"tokenize", "tokenize text with a model's vocabulary", rawflow::cli::cmd_tokenize},
-    {"model", "model tools: `model synth` writes random-weight test models", rawflow::cli::cmd_model},
+    {"model", "model tools: `model synth` writes random-weight test models",
+     rawflow::cli::cmd_model},
 };
 
 void usage(FILE* out) {

@@ -20,8 +20,8 @@ struct Gemma4Text::Layer {
   float out_scale = 1.f;
   Linear q, k, v, o, gate, up, down;
   bool has_v = false;
-  // RoPE inverse frequencies of the rotated pairs (spec §2.6).
-  std::vector<double> inv_freq;
+  // RoPE (spec §2.6): ω_i = theta_scale^i for the first `rotated_pairs` pairs.
+  float theta_scale = 1.f;
 };
 
 namespace {
@@ -53,7 +53,8 @@ std::vector<float> load_vector(const WeightSource& w, const std::string& name, i
   return v;
 }
 
-Linear load_matrix(const WeightSource& w, const std::string& name, int64_t in, int64_t out) {
+Linear load_matrix(const WeightSource& w, const std::string& name, int64_t in, int64_t out,
+                   bool llama_order) {
   const TensorRef& t = require(w, name, {in, out});
   if (in % dtype_traits(t.dtype).block_elems != 0)
     throw ModelFileError(w.path() + ": tensor `" + name + "`: row length " + std::to_string(in) +
@@ -61,18 +62,32 @@ Linear load_matrix(const WeightSource& w, const std::string& name, int64_t in, i
                          " block size");
   LinearOptions opt;
   opt.release_source = true;  // every WeightSource maps its files read-only
+  opt.llama_order = llama_order;
   return Linear(t, opt);
 }
 
-// NeoX ("rotate half") RoPE on one head: pairs (i, i + D/2) for the rotated i (spec §2.6).
-void rope_head(float* u, int64_t head_dim, const std::vector<double>& inv_freq, int64_t pos) {
+// cos/sin of the rotated pairs at one position, computed as llama.cpp and HF do: in float, the
+// angle p·ω_i with ω_i built by repeated multiplication (ggml_rope_cache_init). Computing them in
+// double would be closer to the real numbers but not to either reference, and on a random model a
+// 1e-5 difference in the angles moves log-probs by ~1e-2 (docs/model.md).
+void rope_cache(int64_t pos, float theta_scale, int64_t rotated_pairs, float* cos_out,
+                float* sin_out) {
+  float theta = static_cast<float>(pos);
+  for (int64_t i = 0; i < rotated_pairs; ++i) {
+    cos_out[i] = std::cos(theta);
+    sin_out[i] = std::sin(theta);
+    theta *= theta_scale;
+  }
+}
+
+// NeoX ("rotate half") RoPE on one head: pairs (i, i + D/2) for the rotated i (spec §2.6); the
+// other pairs see angle 0 (proportional RoPE of full layers).
+void rope_head(float* u, int64_t head_dim, const float* c, const float* s, int64_t rotated_pairs) {
   const int64_t half = head_dim / 2;
-  for (size_t i = 0; i < inv_freq.size(); ++i) {
-    const double theta = static_cast<double>(pos) * inv_freq[i];
-    const float c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
+  for (int64_t i = 0; i < rotated_pairs; ++i) {
     const float a = u[i], b = u[i + half];
-    u[i] = a * c - b * s;
-    u[i + half] = b * c + a * s;
+    u[i] = a * c[i] - b * s[i];
+    u[i + half] = a * s[i] + b * c[i];
   }
 }
 
@@ -93,6 +108,7 @@ Gemma4Text::Gemma4Text(std::unique_ptr<WeightSource> weights, const LoadOptions&
   // reordered (that would keep two copies).
   LinearOptions head_opt;
   head_opt.reorder = false;
+  head_opt.llama_order = opt.llama_order;
   lm_head_ = Linear(*token_embd_, head_opt);
 
   for (int64_t il = 0; il < cfg_.n_layer; ++il) {
@@ -107,21 +123,20 @@ Gemma4Text::Gemma4Text(std::unique_ptr<WeightSource> weights, const LoadOptions&
     L.q_norm = load_vector(w, p + "attn_q_norm.weight", D);
     L.k_norm = load_vector(w, p + "attn_k_norm.weight", D);
     L.out_scale = load_vector(w, p + "layer_output_scale.weight", 1)[0];
-    L.q = load_matrix(w, p + "attn_q.weight", d, H * D);
-    L.k = load_matrix(w, p + "attn_k.weight", d, KV * D);
+    L.q = load_matrix(w, p + "attn_q.weight", d, H * D, opt.llama_order);
+    L.k = load_matrix(w, p + "attn_k.weight", d, KV * D, opt.llama_order);
     L.has_v = w.find(p + "attn_v.weight") != nullptr;
-    if (L.has_v) L.v = load_matrix(w, p + "attn_v.weight", d, KV * D);
+    if (L.has_v) L.v = load_matrix(w, p + "attn_v.weight", d, KV * D, opt.llama_order);
     if (!L.has_v && L.g.sliding)
       throw ModelFileError(w.path() + ": tensor `" + p + "attn_v.weight` is missing (only full " +
                            "layers take V from the K projection)");
-    L.o = load_matrix(w, p + "attn_output.weight", H * D, d);
-    L.gate = load_matrix(w, p + "ffn_gate.weight", d, cfg_.ffn);
-    L.up = load_matrix(w, p + "ffn_up.weight", d, cfg_.ffn);
-    L.down = load_matrix(w, p + "ffn_down.weight", cfg_.ffn, d);
+    L.o = load_matrix(w, p + "attn_output.weight", H * D, d, opt.llama_order);
+    L.gate = load_matrix(w, p + "ffn_gate.weight", d, cfg_.ffn, opt.llama_order);
+    L.up = load_matrix(w, p + "ffn_up.weight", d, cfg_.ffn, opt.llama_order);
+    L.down = load_matrix(w, p + "ffn_down.weight", cfg_.ffn, d, opt.llama_order);
     // ω_i = θ^(−2i/D): the exponent's denominator is the full head dim even when only the first
     // pairs rotate (proportional RoPE of full layers).
-    for (int64_t i = 0; i < L.g.rope_rotated_pairs; ++i)
-      L.inv_freq.push_back(std::pow(static_cast<double>(L.g.rope_theta), -2.0 * i / D));
+    L.theta_scale = std::pow(L.g.rope_theta, -2.0f / static_cast<float>(D));
     layers_.push_back(std::move(L));
   }
 }
@@ -173,19 +188,25 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
       chunk_of[r] = static_cast<int32_t>(c);
     }
 
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < R; ++r) {
-    for (int64_t h = 0; h < H; ++h) {
-      float* q = Q.data() + r * qw + h * D;
-      vec::rms_norm(q, L.q_norm.data(), cfg_.rms_eps, D, q);
-      rope_head(q, D, L.inv_freq, pos[r]);
-    }
-    for (int64_t j = 0; j < KV; ++j) {
-      float* k = K.data() + r * kw + j * D;
-      vec::rms_norm(k, L.k_norm.data(), cfg_.rms_eps, D, k);
-      rope_head(k, D, L.inv_freq, pos[r]);
-      float* v = V.data() + r * kw + j * D;
-      vec::rms_norm(v, nullptr, cfg_.rms_eps, D, v);
+  const int64_t n_rot = L.g.rope_rotated_pairs;
+#pragma omp parallel
+  {
+    std::vector<float> cs(static_cast<size_t>(2 * n_rot));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      rope_cache(pos[r], L.theta_scale, n_rot, cs.data(), cs.data() + n_rot);
+      for (int64_t h = 0; h < H; ++h) {
+        float* q = Q.data() + r * qw + h * D;
+        vec::rms_norm(q, L.q_norm.data(), cfg_.rms_eps, D, q);
+        rope_head(q, D, cs.data(), cs.data() + n_rot, n_rot);
+      }
+      for (int64_t j = 0; j < KV; ++j) {
+        float* k = K.data() + r * kw + j * D;
+        vec::rms_norm(k, L.k_norm.data(), cfg_.rms_eps, D, k);
+        rope_head(k, D, cs.data(), cs.data() + n_rot, n_rot);
+        float* v = V.data() + r * kw + j * D;
+        vec::rms_norm(v, nullptr, cfg_.rms_eps, D, v);
+      }
     }
   }
 
@@ -197,13 +218,14 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
   std::vector<float> attn(static_cast<size_t>(R * qw));
 #pragma omp parallel
   {
-    std::vector<float> scores;
+    std::vector<float> scores, lanes(static_cast<size_t>(16 * D));
+    std::vector<const float*> vrows;
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t r = 0; r < R; ++r) {
       for (int64_t h = 0; h < H; ++h) {
-        const SequenceChunk& ch = chunks[chunk_of[r]];
-        const KvCache& cache = *ch.cache;
         const int64_t c = chunk_of[r];
+        const SequenceChunk& ch = chunks[c];
+        const KvCache& cache = *ch.cache;
         const int64_t p = pos[r];
         const int64_t first_new = base[c];
         // Keys visible to this query (spec §2.8): causal, plus the window on sliding layers,
@@ -218,22 +240,26 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
             ++e;
           hi = base[c] + e;
         }
+        // Scores are laid out in 16-key groups aligned on absolute positions, masked keys at
+        // -inf, as llama.cpp's softmax and weighted sum see its cache (cell = position): the
+        // sums then group the same terms and round the same way.
+        const int64_t a0 = lo & ~int64_t{15};
+        const int64_t a1 = (hi + 16) & ~int64_t{15};
         const int64_t j = h / n_rep;
         const float* q = Q.data() + r * qw + h * D;
-        scores.resize(static_cast<size_t>(hi - lo + 1));
+        scores.assign(static_cast<size_t>(a1 - a0), -std::numeric_limits<float>::infinity());
+        vrows.assign(static_cast<size_t>(a1 - a0), nullptr);
         for (int64_t kp = lo; kp <= hi; ++kp) {
-          const float* k = kp >= first_new ? K.data() + (row0[c] + kp - first_new) * kw + j * D
-                                           : cache.k(il, kp) + j * D;
-          scores[kp - lo] = vec::dot(q, k, D);
+          const bool fresh = kp >= first_new;
+          const float* k =
+              fresh ? K.data() + (row0[c] + kp - first_new) * kw + j * D : cache.k(il, kp) + j * D;
+          scores[kp - a0] = vec::dot(q, k, D);
+          vrows[kp - a0] =
+              fresh ? V.data() + (row0[c] + kp - first_new) * kw + j * D : cache.v(il, kp) + j * D;
         }
-        vec::softmax(scores.data(), hi - lo + 1);
-        float* o = attn.data() + r * qw + h * D;
-        std::fill(o, o + D, 0.f);
-        for (int64_t kp = lo; kp <= hi; ++kp) {
-          const float* v = kp >= first_new ? V.data() + (row0[c] + kp - first_new) * kw + j * D
-                                           : cache.v(il, kp) + j * D;
-          vec::axpy(scores[kp - lo], v, o, D);
-        }
+        vec::softmax(scores.data(), a1 - a0);
+        vec::weighted_sum_lanes(scores.data(), vrows.data(), a1 - a0, D, lanes.data(),
+                                attn.data() + r * qw + h * D);
       }
     }
   }

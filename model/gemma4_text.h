@@ -43,6 +43,9 @@ struct ForwardResult {
 
 struct LoadOptions {
   int threads = 0;  // 0 = all cores
+  // Every matrix product on our kernels, summed in llama.cpp's order (BF16 prefill is slower):
+  // for parity checks against llama.cpp (docs/model.md).
+  bool llama_order = false;
   // Ids forced to -inf in every logits row; when empty, the file's own list (spec §2.10).
   std::vector<int32_t> suppress_ids;
 };

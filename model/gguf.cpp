@@ -548,7 +548,7 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
     if (!a->is_integer())
       throw ModelFileError(path + ": metadata key `general.alignment` has type " +
                            describe_type(*a) + ", expected uint32");
-    if (!is_power_of_two(static_cast<uint64_t>(a->i)) || a->i > (int64_t{1} << 30))
+    if (a->i < 1 || a->i > (int64_t{1} << 30) || !is_power_of_two(static_cast<uint64_t>(a->i)))
       throw ModelFileError(path + ": general.alignment = " + std::to_string(a->i) +
                            " is not a power of two in [1, 2^30]");
     f->alignment_ = static_cast<size_t>(a->i);

@@ -65,7 +65,8 @@ size_t sort_nucleus_superset(std::vector<Candidate>& cand, float m, double p) {
   constexpr float kBinsPerNat = 64.0f;
   constexpr size_t kBins = 64 * 64;  // 64 nats: more than the soft-capped logit range of 60
   const auto bin_of = [&](float logit) {
-    return std::min(static_cast<size_t>((m - logit) * kBinsPerNat), kBins - 1);
+    // Clamped in float first: casting an out-of-range float to an integer is undefined.
+    return static_cast<size_t>(std::min((m - logit) * kBinsPerNat, static_cast<float>(kBins - 1)));
   };
   std::vector<double> mass(kBins, 0.0);
   double z = 0.0;

@@ -3,8 +3,8 @@
 #include "model/tokenizer.h"
 
 #include <algorithm>
-#include <cstring>
 #include <array>
+#include <cstring>
 #include <deque>
 #include <unordered_map>
 #include <utility>
@@ -160,7 +160,6 @@ int utf8_check(std::string_view s, size_t i) {
   return need + 1;
 }
 
-
 // Open-addressing hash tables: the vocabulary index and the merge table are built on every model
 // load (~780k entries), and node-based std::unordered_map made that the slowest part of loading.
 size_t next_pow2(size_t n) {
@@ -200,7 +199,8 @@ class StringIndex {
     if ((size_ + 1) * 2 > slots_.size()) grow();
     Slot& slot = find_slot(s, hash_bytes(s));
     if (slot.id < 0) ++size_;
-    slot = Slot{slot.id < 0 ? hash_bytes(s) : slot.hash, s.data(), static_cast<uint32_t>(s.size()), id};
+    slot = Slot{slot.id < 0 ? hash_bytes(s) : slot.hash, s.data(), static_cast<uint32_t>(s.size()),
+                id};
   }
   int32_t get(std::string_view s) const {
     if (slots_.empty()) return -1;
@@ -416,7 +416,8 @@ Tokenizer::Tokenizer(Vocab v) {
     joined.assign(left);
     joined.append(right);
     const int32_t res = t.intern(joined);
-    t.merges.put_if_absent(MergeTable::key(l, rr), {static_cast<int32_t>(r), res});  // first rank wins
+    t.merges.put_if_absent(MergeTable::key(l, rr),
+                           {static_cast<int32_t>(r), res});  // first rank wins
   }
 
   std::vector<uint32_t> attr(n);

@@ -49,7 +49,8 @@ void check(DType type, double rel, int64_t K, int64_t N, int64_t M, uint32_t see
       }
       worst = std::max(worst, std::fabs(y[m * N + n] - ref) / mag);
     }
-  BOOST_TEST_MESSAGE(dtype_name(type) << " K=" << K << " N=" << N << " M=" << M << " worst rel " << worst);
+  BOOST_TEST_MESSAGE(dtype_name(type)
+                     << " K=" << K << " N=" << N << " M=" << M << " worst rel " << worst);
   BOOST_TEST(worst <= rel, dtype_name(type) << " M=" << M << ": " << worst << " > " << rel);
 }
 
@@ -82,5 +83,6 @@ BOOST_AUTO_TEST_CASE(bf16_reordered_weights) {
   plain.forward(x.data(), M, y1.data());
   Linear blocked(t);
   blocked.forward(x.data(), M, y2.data());
-  for (size_t i = 0; i < y1.size(); ++i) BOOST_TEST(std::fabs(y1[i] - y2[i]) <= 1e-4 * (1 + std::fabs(y1[i])));
+  for (size_t i = 0; i < y1.size(); ++i)
+    BOOST_TEST(std::fabs(y1[i] - y2[i]) <= 1e-4 * (1 + std::fabs(y1[i])));
 }

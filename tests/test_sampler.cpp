@@ -297,6 +297,16 @@ BOOST_AUTO_TEST_CASE(same_seed_same_tokens) {
   BOOST_CHECK_EQUAL(a.params().seed, 12345u);
 }
 
+BOOST_AUTO_TEST_CASE(top_p_on_logits_outside_soft_cap_range) {
+  // The top-p binning clamps distances in float: no overflow or UB on a row of +-1e30.
+  const std::vector<float> wide = {1e30f, -1e30f, 0.0f, 1e30f};
+  SamplingParams p;
+  p.top_k = 0;
+  p.top_p = 0.5f;
+  Sampler sampler(p);
+  for (int t = 0; t < 20; ++t) BOOST_CHECK_EQUAL(sampler.sample(wide), 0);  // tie: lowest id
+}
+
 BOOST_AUTO_TEST_CASE(log_softmax_matches_double_reference) {
   std::vector<float> row = random_row(kVocab, 4, 8.0f);
   row[258882] = kNegInf;

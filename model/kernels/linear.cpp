@@ -36,7 +36,11 @@ void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n) {
 
 namespace {
 
-enum class Path { DnnlF32, DnnlBf16Blocked, DnnlBf16Plain, Quant };
+enum class Path { DnnlBf16Blocked, DnnlBf16Plain, Quant };
+
+// Below this batch size a plain-layout bf16 matrix is streamed by our kernel (bandwidth-bound);
+// above it oneDNN's brgemm wins even with its on-the-fly copy.
+constexpr int64_t kPlainDnnlMinRows = 32;
 
 // Gives the file's pages behind a tensor back to the kernel once a reordered copy exists, so the
 // process holds one copy of the weights, not two.
@@ -89,41 +93,10 @@ struct Linear::Impl {
   }
 
   void forward_dnnl(const float* x, int64_t M, float* y) const {
-    if (path == Path::DnnlF32) {
-      run(primitive(M, N(), N(), wei_md, dt::f32), x, M, N(), N(), wei_md, wei_mem, dt::f32, y);
-      return;
-    }
     std::vector<uint16_t> xb(static_cast<size_t>(M * K()));
     f32_to_bf16_row(x, xb.data(), M * K());
-    run(primitive(M, N(), N(), wei_md, dt::bf16), xb.data(), M, N(), N(), wei_md, wei_mem, dt::bf16, y);
-  }
-
-  // Large batches on block-quantized weights: dequantize a tile of rows to bf16, multiply with
-  // oneDNN, next tile. The tile is the only dequantized memory.
-  void forward_tiled(const float* x, int64_t M, float* y) const {
-    constexpr int64_t kTile = 256;
-    const int64_t k = K();
-    const size_t row_bytes = dtype_row_bytes(w.dtype, k);
-    std::vector<uint16_t> xb(static_cast<size_t>(M * k));
-    f32_to_bf16_row(x, xb.data(), M * k);
-    std::vector<uint16_t> tile(static_cast<size_t>(kTile * k));
-    auto& eng = DnnlContext::get().engine();
-    for (int64_t n0 = 0; n0 < N(); n0 += kTile) {
-      const int64_t n = std::min(kTile, N() - n0);
-#pragma omp parallel
-      {
-        std::vector<float> row(static_cast<size_t>(k));
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < n; ++r) {
-          dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + (n0 + r) * row_bytes,
-                         row.data(), k);
-          f32_to_bf16_row(row.data(), tile.data() + r * k, k);
-        }
-      }
-      dnnl::memory::desc wmd({k, n}, dt::bf16, tag::ba);
-      dnnl::memory wmem(wmd, eng, tile.data());
-      run(primitive(M, n, N(), wmd, dt::bf16), xb.data(), M, n, N(), wmd, wmem, dt::bf16, y + n0);
-    }
+    run(primitive(M, N(), N(), wei_md, dt::bf16), xb.data(), M, N(), N(), wei_md, wei_mem, dt::bf16,
+        y);
   }
 };
 
@@ -139,14 +112,19 @@ Linear::Linear(const TensorRef& w, const LinearOptions& opt) : impl_(std::make_u
   im.w = w;
   im.opt = opt;
   auto& eng = DnnlContext::get().engine();
-  void* data = const_cast<void*>(w.data);  // oneDNN takes a non-const handle; it never writes weights
+  void* data =
+      const_cast<void*>(w.data);  // oneDNN takes a non-const handle; it never writes weights
   switch (w.dtype) {
     case DType::F32:
-      im.path = Path::DnnlF32;
-      im.wei_md = dnnl::memory::desc({in_, out_}, dt::f32, tag::ba);
-      im.wei_mem = dnnl::memory(im.wei_md, eng, data);
+      // F32 files are reference and test models: our kernel sums in llama.cpp's order (one
+      // 16-lane accumulator, then a horizontal sum), which keeps parity runs bit-close.
+      im.path = Path::Quant;
       break;
     case DType::BF16:
+      if (opt.llama_order) {  // read in place by our kernel, like F32
+        im.path = Path::Quant;
+        break;
+      }
       if (!opt.reorder) {
         im.path = Path::DnnlBf16Plain;
         im.wei_md = dnnl::memory::desc({in_, out_}, dt::bf16, tag::ba);
@@ -187,23 +165,19 @@ void Linear::forward(const float* x, int64_t M, float* y) const {
   const Impl& im = *impl_;
   if (M <= 0) return;
   switch (im.path) {
-    case Path::DnnlF32:
     case Path::DnnlBf16Blocked:
       im.forward_dnnl(x, M, y);
       return;
     case Path::DnnlBf16Plain:
       // Row-major bf16 read in place: small batches stream it with our kernel, large ones let
       // oneDNN copy blocks on the fly.
-      if (M < im.opt.quant_gemm_min_rows)
+      if (M < kPlainDnnlMinRows)
         quant_matmul(DType::BF16, im.w.data, out_, in_, x, M, in_, y, out_);
       else
         im.forward_dnnl(x, M, y);
       return;
     case Path::Quant:
-      if (M < im.opt.quant_gemm_min_rows)
-        quant_matmul(im.w.dtype, im.w.data, out_, in_, x, M, in_, y, out_);
-      else
-        im.forward_tiled(x, M, y);
+      quant_matmul(im.w.dtype, im.w.data, out_, in_, x, M, in_, y, out_);
       return;
   }
 }

@@ -3,9 +3,10 @@
 //  - F32: oneDNN f32 matmul straight on the file's bytes;
 //  - BF16: oneDNN bf16 brgemm on weights reordered once into oneDNN's blocked layout (the file's
 //    pages are released after the reorder so resident memory stays at one copy);
-//  - block-quantized and F16: our AVX-512 kernels (model/kernels/quant_matmul.h) for small batches,
-//    where streaming the weights once is what matters; for large batches (prefill) tiles of rows are
-//    dequantized to bf16 and multiplied by oneDNN brgemm, so no dequantized copy is ever kept.
+//  - F32, F16 and block-quantized: our AVX-512 kernels (model/kernels/quant_matmul.h), which read
+//    the file's blocks in place (no dequantized copy) and sum in llama.cpp's order.
+// With `llama_order`, BF16 also runs on our kernel: slower prefill, but the same summation order
+// as llama.cpp, for parity checks (docs/model.md).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -36,8 +37,8 @@ struct LinearOptions {
   // After a reorder, give the source's pages back to the kernel (madvise DONTNEED). Only for
   // weights in a read-only file mapping: on anonymous memory it would zero the source.
   bool release_source = false;
-  // Batches of at least this many rows use the oneDNN tiled path for block-quantized weights.
-  int64_t quant_gemm_min_rows = 32;
+  // BF16 on our kernel (llama.cpp's summation order) instead of oneDNN brgemm.
+  bool llama_order = false;
 };
 
 class Linear {

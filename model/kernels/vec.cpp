@@ -2,22 +2,29 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace rawflow::vec {
 
 float dot(const float* a, const float* b, int64_t n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
-  }
-  for (; i + 16 <= n; i += 16)
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += a[i] * b[i];
+  // ggml_vec_dot_f32's order on AVX-512: four 16-lane accumulators over 64-element steps, a
+  // pairwise tree of the four, one horizontal sum, then the scalar tail. Same order, same bits:
+  // attention scores then match llama.cpp's exactly (see docs/model.md).
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                   _mm512_setzero_ps()};
+  const int64_t np = n & ~int64_t{63};
+  for (int64_t i = 0; i < np; i += 64)
+    for (int j = 0; j < 4; ++j)
+      acc[j] =
+          _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16 * j), _mm512_loadu_ps(b + i + 16 * j), acc[j]);
+  acc[0] = _mm512_add_ps(acc[0], acc[2]);
+  acc[1] = _mm512_add_ps(acc[1], acc[3]);
+  acc[0] = _mm512_add_ps(acc[0], acc[1]);
+  float s = _mm512_reduce_add_ps(acc[0]);
+  for (int64_t i = np; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
@@ -30,48 +37,135 @@ void axpy(float a, const float* x, float* y, int64_t n) {
 }
 
 double sum_squares(const float* x, int64_t n) {
+  // Squares rounded to float, summed in double — ggml's rms_norm. The order of the double sum
+  // does not matter at float resolution; the float rounding of each square does.
   __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
-    __m512d hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8));
-    acc0 = _mm512_fmadd_pd(lo, lo, acc0);
-    acc1 = _mm512_fmadd_pd(hi, hi, acc1);
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512 sq = _mm512_mul_ps(v, v);
+    acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+    acc1 = _mm512_add_pd(
+        acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
   }
   double s = _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
-  for (; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+  for (; i < n; ++i) s += static_cast<double>(x[i] * x[i]);
   return s;
 }
 
 void rms_norm(const float* x, const float* w, float eps, int64_t n, float* out) {
-  const float scale = static_cast<float>(1.0 / std::sqrt(sum_squares(x, n) / n + eps));
+  // ggml_compute_forward_rms_norm_f32: mean and scale in float, x·scale, then ·w (a separate op).
+  const float mean = static_cast<float>(sum_squares(x, n) / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
   if (w) {
-    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+    for (int64_t i = 0; i < n; ++i) out[i] = (x[i] * scale) * w[i];
   } else {
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale;
   }
 }
 
-void geglu_tanh(const float* gate, const float* up, float* out, int64_t n) {
+namespace {
+
+float gelu_tanh(float x) {
   constexpr float kSqrt2OverPi = 0.79788456080286535588f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+}
+
+// GELU of every fp16 value, rounded to fp16 — the table llama.cpp's CPU backend evaluates GELU
+// with. Using the same table removes the largest systematic difference between the two engines
+// (see docs/model.md); its error (≤ 2⁻¹¹ relative) is far below the bf16 rounding of HF's
+// reference.
+const uint16_t* gelu_fp16_table() {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(65536);
+    for (uint32_t i = 0; i < 65536; ++i)
+      t[i] = _cvtss_sh(gelu_tanh(_cvtsh_ss(static_cast<uint16_t>(i))), _MM_FROUND_TO_NEAREST_INT);
+    return t;
+  }();
+  return table.data();
+}
+
+}  // namespace
+
+void geglu_tanh(const float* gate, const float* up, float* out, int64_t n) {
+  const uint16_t* table = gelu_fp16_table();
   for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    const float t = std::tanh(kSqrt2OverPi * g * (1.0f + 0.044715f * g * g));
-    out[i] = 0.5f * g * (1.0f + t) * up[i];
+    const float x = gate[i];
+    float g;
+    if (x <= -10.0f)
+      g = 0.0f;
+    else if (x >= 10.0f)
+      g = x;
+    else
+      g = _cvtsh_ss(table[_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)]);
+    out[i] = g * up[i];
   }
 }
 
+namespace {
+
+// ggml_v_expf (AVX-512): exp to ~1.5 ulp with a polynomial; used so attention weights are the
+// bits llama.cpp computes.
+inline __m512 expf16(__m512 x) {
+  const __m512 r = _mm512_set1_ps(0x1.8p23f);
+  const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+  const __m512 n = _mm512_sub_ps(z, r);
+  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+  const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 j = _mm512_fmadd_ps(
+      _mm512_fmadd_ps(
+          _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+          _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+  const __m512 res = _mm512_scalef_ps(j, n);
+  if (_mm512_kortestz(d, d)) return res;
+  const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                          _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+  return _mm512_mask_blend_ps(d, res, alt);
+}
+
+}  // namespace
+
+void weighted_sum_lanes(const float* p, const float* const* rows, int64_t n, int64_t dim,
+                        float* lanes, float* out) {
+  std::fill(lanes, lanes + 16 * dim, 0.0f);
+  for (int64_t k = 0; k < n; ++k) {
+    if (p[k] == 0.0f) continue;  // fma(0, v, acc) == acc: skipping is exact
+    const __m512 pk = _mm512_set1_ps(p[k]);
+    float* acc = lanes + (k % 16) * dim;
+    int64_t d = 0;
+    for (; d + 16 <= dim; d += 16)
+      _mm512_storeu_ps(acc + d,
+                       _mm512_fmadd_ps(pk, _mm512_loadu_ps(rows[k] + d), _mm512_loadu_ps(acc + d)));
+    for (; d < dim; ++d) acc[d] = std::fma(p[k], rows[k][d], acc[d]);
+  }
+  const __m512i stride =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(static_cast<int>(dim)));
+  for (int64_t d = 0; d < dim; ++d)
+    out[d] = _mm512_reduce_add_ps(_mm512_i32gather_ps(stride, lanes + d, 4));
+}
+
 void softmax(float* x, int64_t n) {
+  // ggml_vec_soft_max_f32: exp in 16-wide chunks from index 0, each chunk's sum added in double.
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = expf16(_mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(mx)));
+    _mm512_storeu_ps(x + i, v);
+    sum += static_cast<double>(_mm512_reduce_add_ps(v));
+  }
+  for (; i < n; ++i) {
     const float e = std::exp(x[i] - mx);
     x[i] = e;
     sum += e;
   }
   const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  for (int64_t k = 0; k < n; ++k) x[k] *= inv;
 }
 
 }  // namespace rawflow::vec

@@ -103,10 +103,10 @@ if (Number.isInteger(fileVocab)) {
   if (badId !== undefined) fail(`token id ${badId} is outside the vocabulary (${fileVocab}) of ${opts.model}`);
 }
 
-// The context must hold the whole prompt without a context shift (which would drop tokens and
-// silently change every later row); llama.cpp rounds n_ctx up to a multiple of 256 itself.
 const suppressIds = opts.suppress ? (model.fileInfo.metadata?.tokenizer?.ggml?.suppress_tokens ?? []) : [];
 
+// The context must hold the whole prompt without a context shift (which would drop tokens and
+// silently change every later row); llama.cpp rounds n_ctx up to a multiple of 256 itself.
 const contextSize = Math.max(opts.ctx, tokens.length + 1);
 const batchSize = Math.max(opts.batch, tokens.length);
 const context = await model.createContext({

@@ -107,4 +107,5 @@ if id_diff or plain_diff or json_diff or rt_fail:
     sys.exit(f"FAIL ({name})")
 print(f"PASS ({name})")
 PYEOF
+  rm -f "$out/model.gguf"  # ~300 MB each; the outputs above stay for inspection
 done

@@ -24,7 +24,17 @@ struct Gemma4Text::Layer {
   float theta_scale = 1.f;
 };
 
+struct Gemma4Text::Workspace {
+  std::vector<float> X, xn, branch, gate, up, Q, K, V, attn;
+};
+
 namespace {
+
+// Grows `v` to at least n floats (never shrinks, never clears) and returns its storage.
+float* grow(std::vector<float>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
 
 std::string shape_str(const std::vector<int64_t>& ne) {
   std::string s = "[";
@@ -94,7 +104,7 @@ void rope_head(float* u, int64_t head_dim, const float* c, const float* s, int64
 }  // namespace
 
 Gemma4Text::Gemma4Text(std::unique_ptr<WeightSource> weights, const LoadOptions& opt)
-    : weights_(std::move(weights)), cfg_(weights_->config()) {
+    : weights_(std::move(weights)), cfg_(weights_->config()), ws_(std::make_unique<Workspace>()) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
   if (!opt.suppress_ids.empty()) cfg_.suppress_ids = opt.suppress_ids;
   const WeightSource& w = *weights_;
@@ -167,14 +177,17 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
   const int64_t R = row0.back();
   const int64_t D = L.g.head_dim, H = L.g.n_head, KV = L.g.n_kv_head;
   const int64_t qw = H * D, kw = KV * D;
-  std::vector<float> Q(static_cast<size_t>(R * qw)), K(static_cast<size_t>(R * kw)),
-      V(static_cast<size_t>(R * kw));
-  L.q.forward(xn, R, Q.data());
-  L.k.forward(xn, R, K.data());
+  float* Q = grow(ws_->Q, R * qw);
+  float* K = grow(ws_->K, R * kw);
+  float* V = grow(ws_->V, R * kw);
+  L.q.forward(xn, R, Q);
+  L.k.forward(xn, R, K);
   if (L.has_v)
-    L.v.forward(xn, R, V.data());
+    L.v.forward(xn, R, V);
   else
-    V = K;  // full layers: V is the raw K projection, before k_norm and RoPE (spec §2.5 step 3)
+    std::copy_n(
+        K, R * kw,
+        V);  // full layers: V is the raw K projection, before k_norm and RoPE (spec §2.5 step 3)
 
   // Positions of each row: chunk c's rows continue its cache from base[c].
   std::vector<int64_t> base(chunks.size());
@@ -196,15 +209,15 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
     for (int64_t r = 0; r < R; ++r) {
       rope_cache(pos[r], L.theta_scale, n_rot, cs.data(), cs.data() + n_rot);
       for (int64_t h = 0; h < H; ++h) {
-        float* q = Q.data() + r * qw + h * D;
+        float* q = Q + r * qw + h * D;
         vec::rms_norm(q, L.q_norm.data(), cfg_.rms_eps, D, q);
         rope_head(q, D, cs.data(), cs.data() + n_rot, n_rot);
       }
       for (int64_t j = 0; j < KV; ++j) {
-        float* k = K.data() + r * kw + j * D;
+        float* k = K + r * kw + j * D;
         vec::rms_norm(k, L.k_norm.data(), cfg_.rms_eps, D, k);
         rope_head(k, D, cs.data(), cs.data() + n_rot, n_rot);
-        float* v = V.data() + r * kw + j * D;
+        float* v = V + r * kw + j * D;
         vec::rms_norm(v, nullptr, cfg_.rms_eps, D, v);
       }
     }
@@ -215,7 +228,7 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
   const bool bidir_here = sliding || opt.bidirectional_on_full_layers;
   const int64_t window = cfg_.sliding_window;
   const int64_t n_rep = H / KV;
-  std::vector<float> attn(static_cast<size_t>(R * qw));
+  float* attn = grow(ws_->attn, R * qw);
 #pragma omp parallel
   {
     std::vector<float> scores, lanes(static_cast<size_t>(16 * D));
@@ -246,20 +259,20 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
         const int64_t a0 = lo & ~int64_t{15};
         const int64_t a1 = (hi + 16) & ~int64_t{15};
         const int64_t j = h / n_rep;
-        const float* q = Q.data() + r * qw + h * D;
+        const float* q = Q + r * qw + h * D;
         scores.assign(static_cast<size_t>(a1 - a0), -std::numeric_limits<float>::infinity());
         vrows.assign(static_cast<size_t>(a1 - a0), nullptr);
         for (int64_t kp = lo; kp <= hi; ++kp) {
           const bool fresh = kp >= first_new;
           const float* k =
-              fresh ? K.data() + (row0[c] + kp - first_new) * kw + j * D : cache.k(il, kp) + j * D;
+              fresh ? K + (row0[c] + kp - first_new) * kw + j * D : cache.k(il, kp) + j * D;
           scores[kp - a0] = vec::dot(q, k, D);
           vrows[kp - a0] =
-              fresh ? V.data() + (row0[c] + kp - first_new) * kw + j * D : cache.v(il, kp) + j * D;
+              fresh ? V + (row0[c] + kp - first_new) * kw + j * D : cache.v(il, kp) + j * D;
         }
         vec::softmax(scores.data(), a1 - a0);
         vec::weighted_sum_lanes(scores.data(), vrows.data(), a1 - a0, D, lanes.data(),
-                                attn.data() + r * qw + h * D);
+                                attn + r * qw + h * D);
       }
     }
   }
@@ -269,11 +282,11 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
   for (size_t c = 0; c < chunks.size(); ++c) {
     KvCache& cache = *chunks[c].cache;
     for (int64_t r = row0[c]; r < row0[c + 1]; ++r) {
-      std::copy_n(K.data() + r * kw, kw, cache.k_mut(il, pos[r]));
-      std::copy_n(V.data() + r * kw, kw, cache.v_mut(il, pos[r]));
+      std::copy_n(K + r * kw, kw, cache.k_mut(il, pos[r]));
+      std::copy_n(V + r * kw, kw, cache.v_mut(il, pos[r]));
     }
   }
-  L.o.forward(attn.data(), R, out);
+  L.o.forward(attn, R, out);
 }
 
 ForwardResult Gemma4Text::forward(std::span<SequenceChunk> chunks,
@@ -294,49 +307,50 @@ ForwardResult Gemma4Text::forward(std::span<SequenceChunk> chunks,
   if (R == 0) return result;
 
   // §2.2: text tokens are looked up and scaled; soft tokens are used as given.
-  std::vector<float> X(static_cast<size_t>(R * d));
+  float* X = grow(ws_->X, R * d);
   for (size_t c = 0; c < chunks.size(); ++c)
     for (int64_t r = row0[c]; r < row0[c + 1]; ++r) {
       const size_t i = static_cast<size_t>(r - row0[c]);
       const float* soft = chunks[c].soft_rows.empty() ? nullptr : chunks[c].soft_rows[i];
       if (soft)
-        std::copy_n(soft, d, X.data() + r * d);
+        std::copy_n(soft, d, X + r * d);
       else
-        embed_token(chunks[c].tokens[i], X.data() + r * d);
+        embed_token(chunks[c].tokens[i], X + r * d);
     }
   for (auto& ch : chunks) ch.cache->reserve_and_advance(static_cast<int64_t>(ch.tokens.size()));
 
-  std::vector<float> xn(static_cast<size_t>(R * d)), branch(static_cast<size_t>(R * d));
-  std::vector<float> gate(static_cast<size_t>(R * cfg_.ffn)), up(static_cast<size_t>(R * cfg_.ffn));
+  float* xn = grow(ws_->xn, R * d);
+  float* branch = grow(ws_->branch, R * d);
+  float* gate = grow(ws_->gate, R * cfg_.ffn);
+  float* up = grow(ws_->up, R * cfg_.ffn);
   for (int64_t il = 0; il < cfg_.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
     // §2.4: pre-norm, attention, post-norm, residual.
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; ++r)
-      vec::rms_norm(X.data() + r * d, L.attn_norm.data(), cfg_.rms_eps, d, xn.data() + r * d);
-    attention(L, il, chunks, row0, xn.data(), branch.data(), opt);
+      vec::rms_norm(X + r * d, L.attn_norm.data(), cfg_.rms_eps, d, xn + r * d);
+    attention(L, il, chunks, row0, xn, branch, opt);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; ++r) {
-      float* b = branch.data() + r * d;
+      float* b = branch + r * d;
       vec::rms_norm(b, L.post_attn_norm.data(), cfg_.rms_eps, d, b);
-      float* x = X.data() + r * d;
+      float* x = X + r * d;
       for (int64_t i = 0; i < d; ++i) x[i] += b[i];
-      vec::rms_norm(x, L.ffn_norm.data(), cfg_.rms_eps, d, xn.data() + r * d);
+      vec::rms_norm(x, L.ffn_norm.data(), cfg_.rms_eps, d, xn + r * d);
     }
     // §2.9: GeGLU with tanh GELU.
-    L.gate.forward(xn.data(), R, gate.data());
-    L.up.forward(xn.data(), R, up.data());
+    L.gate.forward(xn, R, gate);
+    L.up.forward(xn, R, up);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; ++r)
-      vec::geglu_tanh(gate.data() + r * cfg_.ffn, up.data() + r * cfg_.ffn,
-                      gate.data() + r * cfg_.ffn, cfg_.ffn);
-    L.down.forward(gate.data(), R, branch.data());
+      vec::geglu_tanh(gate + r * cfg_.ffn, up + r * cfg_.ffn, gate + r * cfg_.ffn, cfg_.ffn);
+    L.down.forward(gate, R, branch);
     // §2.4: post-norm, residual, then the layer scalar on the whole residual stream.
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; ++r) {
-      float* b = branch.data() + r * d;
+      float* b = branch + r * d;
       vec::rms_norm(b, L.post_ffw_norm.data(), cfg_.rms_eps, d, b);
-      float* x = X.data() + r * d;
+      float* x = X + r * d;
       for (int64_t i = 0; i < d; ++i) x[i] = (x[i] + b[i]) * L.out_scale;
     }
   }
@@ -353,7 +367,7 @@ ForwardResult Gemma4Text::forward(std::span<SequenceChunk> chunks,
   const int64_t n_rows = static_cast<int64_t>(rows.size());
   std::vector<float> Y(static_cast<size_t>(n_rows * d));
   for (int64_t i = 0; i < n_rows; ++i)
-    vec::rms_norm(X.data() + rows[i] * d, output_norm_.data(), cfg_.rms_eps, d, Y.data() + i * d);
+    vec::rms_norm(X + rows[i] * d, output_norm_.data(), cfg_.rms_eps, d, Y.data() + i * d);
   const int64_t nv = cfg_.vocab_size;
   std::vector<float> logits(static_cast<size_t>(n_rows * nv));
   lm_head_.forward(Y.data(), n_rows, logits.data());

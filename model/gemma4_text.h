@@ -61,6 +61,8 @@ class Gemma4Text {
   // Bytes owned beyond the mapped files (reordered weights).
   size_t owned_bytes() const;
 
+  // One call at a time: activations live in a workspace reused across calls, so a steady stream
+  // of forwards does not fault fresh pages in every time.
   ForwardResult forward(std::span<SequenceChunk> chunks, const ForwardOptions& opt = {}) const;
 
   // The embedding row of a text token, scaled by sqrt(hidden) (spec §2.2).
@@ -68,6 +70,7 @@ class Gemma4Text {
 
  private:
   struct Layer;
+  struct Workspace;
   void attention(const Layer& L, int64_t il, std::span<SequenceChunk> chunks,
                  const std::vector<int64_t>& row0, float* x_norm, float* out,
                  const ForwardOptions& opt) const;
@@ -79,6 +82,7 @@ class Gemma4Text {
   Linear lm_head_;  // tied to token_embd
   const TensorRef* token_embd_ = nullptr;
   float embed_scale_ = 0.f;
+  std::unique_ptr<Workspace> ws_;
 };
 
 }  // namespace rawflow

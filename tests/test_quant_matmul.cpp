@@ -328,3 +328,214 @@ BOOST_AUTO_TEST_CASE(decode_bandwidth_q4_0) {
     BOOST_CHECK_SMALL(static_cast<double>(y[n] - r), 1.5e-5 * abs_dot(w.data(), x.data(), K));
   }
 }
+
+// --- llama.cpp's exact summation order
+// ------------------------------------------------------------
+
+namespace {
+
+// The slice of ggml's public C API (ggml.h, ggml-backend.h, ggml-cpu.h of the same llama.cpp
+// release) needed to run one GGML_OP_MUL_MAT through llama.cpp's CPU backend dispatch.
+struct GgmlInitParams {
+  size_t mem_size;
+  void* mem_buffer;
+  bool no_alloc;
+};
+constexpr int kGgmlTypeF32 = 0, kGgmlTypeQ4_0 = 2, kGgmlTypeQ8_0 = 8;
+
+struct Ggml {
+  void* (*init)(GgmlInitParams);
+  void (*free)(void*);
+  void* (*new_tensor_2d)(void*, int, int64_t, int64_t);
+  void* (*mul_mat)(void*, void*, void*);
+  void* (*new_graph)(void*);
+  void (*build_forward_expand)(void*, void*);
+  int (*graph_compute_with_ctx)(void*, void*, int);
+  void* (*get_data)(const void*);
+  size_t (*nbytes)(const void*);
+  size_t (*tensor_overhead)();
+  void* (*alloc_ctx_tensors_from_buft)(void*, void*);
+  void (*tensor_set)(void*, const void*, size_t, size_t);
+  void (*buffer_free)(void*);
+  void* (*repack_buffer_type)();
+
+  static const Ggml& get() {
+    static const Ggml g = [] {
+      Ggml r{};
+      r.init = ggml_fn<decltype(r.init)>("ggml_init");
+      r.free = ggml_fn<decltype(r.free)>("ggml_free");
+      r.new_tensor_2d = ggml_fn<decltype(r.new_tensor_2d)>("ggml_new_tensor_2d");
+      r.mul_mat = ggml_fn<decltype(r.mul_mat)>("ggml_mul_mat");
+      r.new_graph = ggml_fn<decltype(r.new_graph)>("ggml_new_graph");
+      r.build_forward_expand =
+          ggml_fn<decltype(r.build_forward_expand)>("ggml_build_forward_expand");
+      r.graph_compute_with_ctx =
+          ggml_fn<decltype(r.graph_compute_with_ctx)>("ggml_graph_compute_with_ctx");
+      r.get_data = ggml_fn<decltype(r.get_data)>("ggml_get_data");
+      r.nbytes = ggml_fn<decltype(r.nbytes)>("ggml_nbytes");
+      r.tensor_overhead = ggml_fn<decltype(r.tensor_overhead)>("ggml_tensor_overhead");
+      r.alloc_ctx_tensors_from_buft = ggml_fn<decltype(r.alloc_ctx_tensors_from_buft)>(
+          "ggml_backend_alloc_ctx_tensors_from_buft");
+      r.tensor_set = ggml_fn<decltype(r.tensor_set)>("ggml_backend_tensor_set");
+      r.buffer_free = ggml_fn<decltype(r.buffer_free)>("ggml_backend_buffer_free");
+      // C++ linkage in ggml-cpu's repack.h: the buffer type llama.cpp loads Q4_0 weights into.
+      r.repack_buffer_type =
+          ggml_fn<decltype(r.repack_buffer_type)>("_Z35ggml_backend_cpu_repack_buffer_typev");
+      // ggml logs every repacked tensor at info level; keep the test output readable.
+      using LogFn = void (*)(int, const char*, void*);
+      ggml_fn<void (*)(LogFn, void*)>("ggml_log_set")([](int, const char*, void*) {}, nullptr);
+      return r;
+    }();
+    return g;
+  }
+};
+
+// y = W x computed by llama.cpp's CPU backend: ggml_mul_mat in a graph run by
+// ggml_graph_compute_with_ctx, i.e. ggml_compute_forward_mul_mat's own dispatch (llamafile_sgemm
+// for M >= 2, vec_dot for M = 1). With `repacked` the weights live in the CPU_REPACK buffer type,
+// as llama.cpp loads them, so the op goes through the repack extra-buffer kernels.
+std::vector<float> ggml_mul_mat_ref(DType t, const std::vector<uint8_t>& W, int64_t N, int64_t K,
+                                    const std::vector<float>& x, int64_t M, bool repacked) {
+  const Ggml& g = Ggml::get();
+  const int type = t == DType::Q4_0 ? kGgmlTypeQ4_0 : kGgmlTypeQ8_0;
+  void* wctx = nullptr;
+  void* wbuf = nullptr;
+  const size_t work = static_cast<size_t>(4 * (M * K + M * N)) + W.size() + (1 << 20);
+  void* ctx = g.init({work, nullptr, false});
+  BOOST_REQUIRE(ctx);
+  void* w = nullptr;
+  if (repacked) {
+    wctx = g.init({g.tensor_overhead() * 2, nullptr, true});
+    w = g.new_tensor_2d(wctx, type, K, N);
+    wbuf = g.alloc_ctx_tensors_from_buft(wctx, g.repack_buffer_type());
+    BOOST_REQUIRE(wbuf);
+    g.tensor_set(w, W.data(), 0, W.size());  // repacks to q4_0x8
+  } else {
+    w = g.new_tensor_2d(ctx, type, K, N);
+    BOOST_REQUIRE_EQUAL(g.nbytes(w), W.size());
+    std::memcpy(g.get_data(w), W.data(), W.size());
+  }
+  void* xt = g.new_tensor_2d(ctx, kGgmlTypeF32, K, M);
+  std::memcpy(g.get_data(xt), x.data(), x.size() * sizeof(float));
+  void* yt = g.mul_mat(ctx, w, xt);
+  void* graph = g.new_graph(ctx);
+  g.build_forward_expand(graph, yt);
+  BOOST_REQUIRE_EQUAL(g.graph_compute_with_ctx(ctx, graph, 2), 0);
+  std::vector<float> y(static_cast<size_t>(M * N));
+  std::memcpy(y.data(), g.get_data(yt), y.size() * sizeof(float));
+  g.free(ctx);
+  if (wbuf) g.buffer_free(wbuf);
+  if (wctx) g.free(wctx);
+  return y;
+}
+
+int64_t ulp_distance(float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, 4);
+  std::memcpy(&ib, &b, 4);
+  const int64_t la = ia < 0 ? int64_t{INT32_MIN} - ia : ia;
+  const int64_t lb = ib < 0 ? int64_t{INT32_MIN} - ib : ib;
+  return std::abs(la - lb);
+}
+
+}  // namespace
+
+// quant_matmul_llama_order against llama.cpp's own mul_mat, bit for bit: the integer block dots
+// are exact on both sides, and the float steps (scale product, FMA chain, lane layout, horizontal
+// sum tree) are the same operations in the same order, so there is no tolerance. Shapes cover
+// llama.cpp's batch paths: M = 1 (vec_dot / repack gemv), M = 3 (tinyBLAS 3-row tiles / gemv
+// only), M = 4 (gemm), M = 7 (gemm + 3 gemv rows), M = 200 (gemm with 16-row and 4-row groups);
+// N = 40 and 72 leave partial 16-column groups; K = 96 has an odd block count.
+BOOST_AUTO_TEST_CASE(llama_order_is_bit_identical_to_llama_cpp) {
+  struct Case {
+    DType t;
+    int64_t N;
+    bool repacked;  // how llama.cpp stores it: Q4_0 with N % 8 == 0 is repacked
+  };
+  const Case cases[] = {{DType::Q8_0, 64, false}, {DType::Q8_0, 40, false},
+                        {DType::Q4_0, 64, true},  {DType::Q4_0, 72, true},
+                        {DType::Q4_0, 36, false}, {DType::Q4_0, 13, false}};
+  for (const auto& c : cases) {
+    for (int64_t K : {256, 512, 96}) {
+      const auto W = make_weights(c.t, c.N, K, static_cast<uint32_t>(c.N * 7 + K));
+      for (int64_t M : {1, 3, 4, 7, 200}) {
+        BOOST_TEST_CONTEXT(dtype_name(c.t) << " N=" << c.N << " K=" << K << " M=" << M
+                                           << (c.repacked ? " repacked" : "")) {
+          auto x = gaussian(static_cast<size_t>(M * K), static_cast<uint32_t>(M * 13 + K));
+          for (int64_t i = 0; i < std::min<int64_t>(32, M * K); ++i) x[i] = 0.f;  // d = 0 block
+          for (int64_t i = 0; i < M * K; i += 37) x[i] *= 40.f;                   // outliers
+          const auto ref = ggml_mul_mat_ref(c.t, W, c.N, K, x, M, c.repacked);
+          std::vector<float> y(static_cast<size_t>(M * c.N), -777.f);
+          quant_matmul_llama_order(c.t, W.data(), c.N, K, x.data(), M, K, y.data(), c.N);
+          int64_t mismatches = 0, worst_ulp = 0;
+          for (size_t i = 0; i < y.size(); ++i) {
+            if (std::memcmp(&y[i], &ref[i], 4) != 0) ++mismatches;
+            worst_ulp = std::max(worst_ulp, ulp_distance(y[i], ref[i]));
+          }
+          BOOST_CHECK_MESSAGE(mismatches == 0, mismatches << " of " << y.size()
+                                                          << " outputs differ, worst " << worst_ulp
+                                                          << " ulp");
+        }
+      }
+    }
+  }
+}
+
+// Row strides and the other weight types (which fall through to quant_matmul).
+BOOST_AUTO_TEST_CASE(llama_order_strides_and_fallthrough) {
+  const int64_t M = 5, N = 48, K = 512, ldx = K + 5, ldy = N + 3;
+  for (DType t : kAllTypes) {
+    BOOST_TEST_CONTEXT(dtype_name(t)) {
+      const auto W = make_weights(t, N, K, 17);
+      const auto x = gaussian(static_cast<size_t>(M * ldx), 23);
+      std::vector<float> y(M * ldy, -777.f), packed(M * K), ypacked(M * N);
+      quant_matmul_llama_order(t, W.data(), N, K, x.data(), M, ldx, y.data(), ldy);
+      for (int64_t m = 0; m < M; ++m)
+        std::copy(x.begin() + m * ldx, x.begin() + m * ldx + K, packed.begin() + m * K);
+      quant_matmul_llama_order(t, W.data(), N, K, packed.data(), M, K, ypacked.data(), N);
+      std::vector<float> yq(M * N);
+      quant_matmul(t, W.data(), N, K, packed.data(), M, K, yq.data(), N);
+      std::vector<float> w(K);
+      for (int64_t m = 0; m < M; ++m) {
+        BOOST_REQUIRE_EQUAL(y[m * ldy + N], -777.f);
+        for (int64_t n = 0; n < N; ++n) {
+          BOOST_REQUIRE_EQUAL(y[m * ldy + n], ypacked[m * N + n]);
+          // Same product as quant_matmul up to summation order (bound of kernel_matches_reference).
+          dequantize_row(t, W.data() + n * dtype_row_bytes(t, K), w.data(), K);
+          BOOST_REQUIRE_SMALL(static_cast<double>(ypacked[m * N + n] - yq[m * N + n]),
+                              2e-5 * abs_dot(w.data(), packed.data() + m * K, K));
+        }
+      }
+    }
+  }
+}
+
+// Speed next to quant_matmul (informational; decode M = 1 and a prompt batch M = 200), and the
+// results do not depend on the run: the same bits on every call whatever the thread timing.
+BOOST_AUTO_TEST_CASE(llama_order_speed) {
+  const int64_t N = 2048, K = 3840;
+  const auto x = gaussian(static_cast<size_t>(200 * K), 4);
+  std::vector<float> y(200 * N), first(200 * N);
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    const auto W = make_weights(t, N, K, 5);
+    for (int64_t M : {1, 200}) {
+      quant_matmul_llama_order(t, W.data(), N, K, x.data(), M, K, first.data(), N);
+      auto best = [&](auto fn) {
+        double b = 1e30;
+        for (int rep = 0; rep < (M == 1 ? 20 : 3); ++rep) {
+          const auto t0 = std::chrono::steady_clock::now();
+          fn(t, W.data(), N, K, x.data(), M, K, y.data(), N);
+          b = std::min(
+              b, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        return b;
+      };
+      const double t_plain = best(quant_matmul);
+      const double t_llama = best(quant_matmul_llama_order);
+      BOOST_CHECK(std::memcmp(y.data(), first.data(), sizeof(float) * M * N) == 0);
+      BOOST_TEST_MESSAGE(dtype_name(t)
+                         << " " << N << "x" << K << " M=" << M << ": quant_matmul " << t_plain * 1e3
+                         << " ms, llama order " << t_llama * 1e3 << " ms");
+    }
+  }
+}

@@ -5,8 +5,8 @@
 //    pages are released after the reorder so resident memory stays at one copy);
 //  - F32, F16 and block-quantized: our AVX-512 kernels (model/kernels/quant_matmul.h), which read
 //    the file's blocks in place (no dequantized copy) and sum in llama.cpp's order.
-// With `llama_order`, BF16 also runs on our kernel: slower prefill, but the same summation order
-// as llama.cpp, for parity checks (docs/model.md).
+// With `llama_order`, BF16 also runs on our kernel and Q4_0 in llama.cpp's repacked order: slower,
+// but every product sums as llama.cpp's does, for parity checks (docs/model.md).
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -37,7 +37,8 @@ struct LinearOptions {
   // After a reorder, give the source's pages back to the kernel (madvise DONTNEED). Only for
   // weights in a read-only file mapping: on anonymous memory it would zero the source.
   bool release_source = false;
-  // BF16 on our kernel (llama.cpp's summation order) instead of oneDNN brgemm.
+  // Every product in llama.cpp's summation order: BF16 on our kernel instead of oneDNN brgemm,
+  // Q4_0 in the order of llama.cpp's repacked 8×8 kernels.
   bool llama_order = false;
 };
 

@@ -160,6 +160,172 @@ void tile_q8_0_family(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act
     for (int m = 0; m < MR; ++m) out[r][m] = _mm512_reduce_add_ps(acc[r][m]);
 }
 
+// --- llama.cpp's summation orders for Q8_0 / Q4_0 weights ---------------------------------------
+
+// ggml's hsum_float_8 (arch/x86/quants.c; tinyBLAS's hsum(__m256) is the same tree).
+inline float hsum_float_8(__m256 v) {
+  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
+
+// Block b of two weight rows as unsigned levels: row r0 in the low 256 bits, r1 in the high.
+// The offset (128 for Q8_0 made unsigned, 8 for Q4_0) is removed through the activations' nsum4,
+// so the int32 lanes equal ggml's signed 4-element dot products exactly.
+template <bool kIsQ8>
+inline __m512i load_block_row_pair(const uint8_t* r0, const uint8_t* r1, int64_t b) {
+  constexpr size_t kBlockBytes = kIsQ8 ? 34 : 18;
+  const uint8_t* blk0 = r0 + b * kBlockBytes + 2;
+  const uint8_t* blk1 = r1 + b * kBlockBytes + 2;
+  if constexpr (kIsQ8) {
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk0));
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk1));
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1),
+                            _mm512_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    // 128-bit lanes [r0, r0, r1, r1]; the odd lanes shifted by 4 give elements 16..31.
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk0));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk1));
+    const __m512i both = _mm512_castsi256_si512(_mm256_set_m128i(q1, q0));
+    const __m512i dup = _mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(1, 1, 0, 0));
+    const __m512i shift = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0,
+                                           0x0004000400040004, 0x0004000400040004, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi16(dup, shift), _mm512_set1_epi8(0x0F));
+  }
+}
+
+inline uint16_t block_scale_bits(const uint8_t* row, int64_t b, size_t block_bytes) {
+  uint16_t h;
+  std::memcpy(&h, row + b * block_bytes, 2);
+  return h;
+}
+
+// kNR weight rows x MR activation rows in the order of tinyBLAS_Q0_AVX / ggml_vec_dot_q*_0_q8_0:
+// each output has 8 lanes (two outputs per zmm), lane i of block b adds the dot of elements
+// 4i..4i+3 as fma(d_w*d_x, dot, lane); the block scale product is exact in f32 (two fp16s).
+template <bool kIsQ8, int MR>
+void tile_lane8(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act, float (*out)[MR]) {
+  constexpr size_t kBlockBytes = kIsQ8 ? 34 : 18;
+  constexpr int kOffsetShift = kIsQ8 ? 7 : 3;
+  static_assert(kNR == 4, "two row pairs per tile");
+  __m512 acc[2][MR];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i wq[2];
+    __m512 dw[2];
+    for (int q = 0; q < 2; ++q) {
+      wq[q] = load_block_row_pair<kIsQ8>(rows[2 * q], rows[2 * q + 1], b);
+      const uint32_t h0 = block_scale_bits(rows[2 * q], b, kBlockBytes);
+      const uint32_t h1 = block_scale_bits(rows[2 * q + 1], b, kBlockBytes);
+      dw[q] = pair_scale(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (h1 << 16)))));
+    }
+    for (int m = 0; m < MR; ++m) {
+      const __m512i a = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[m].qs + kQK8_0 * b)));
+      const __m512i bias = _mm512_slli_epi32(
+          _mm512_broadcast_i64x4(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[m].nsum4 + 8 * b))),
+          kOffsetShift);
+      const __m512 dx = _mm512_set1_ps(act[m].d[b]);
+      for (int q = 0; q < 2; ++q) {
+        const __m512i isum = _mm512_dpbusd_epi32(bias, wq[q], a);
+        acc[q][m] = _mm512_fmadd_ps(_mm512_mul_ps(dw[q], dx), _mm512_cvtepi32_ps(isum), acc[q][m]);
+      }
+    }
+  }
+  for (int q = 0; q < 2; ++q)
+    for (int m = 0; m < MR; ++m) {
+      out[2 * q][m] = hsum_float_8(_mm512_castps512_ps256(acc[q][m]));
+      out[2 * q + 1][m] = hsum_float_8(_mm512_extractf32x8_ps(acc[q][m], 1));
+    }
+}
+
+// Sums each 8-lane half of v[0..15] (int32, so in any order): lane o of *t0 gets v[o]'s low half,
+// of *t1 its high half.
+inline void reduce_halves_16(const __m512i* v, __m512i* t0, __m512i* t1) {
+  __m512i x[4];
+  for (int g = 0; g < 4; ++g) {
+    const __m512i* a = v + 4 * g;
+    const __m512i ab =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(a[0], a[1]), _mm512_unpackhi_epi32(a[0], a[1]));
+    const __m512i cd =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(a[2], a[3]), _mm512_unpackhi_epi32(a[2], a[3]));
+    // 128-bit lane q of x[g]: the sums of quarter q of v[4g..4g+3].
+    x[g] = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+  }
+  // Quarters 0+1 are the low half, 2+3 the high half.
+  const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  *t0 = _mm512_shuffle_i32x4(s01, s23, _MM_SHUFFLE(2, 0, 2, 0));
+  *t1 = _mm512_shuffle_i32x4(s01, s23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+// R weight rows x MR activation rows (R*MR = 16 outputs, lane o = r*MR + m) of Q4_0 weights in
+// the order of ggml's repacked q4_0_8x8 gemm/gemv: one float chain per output,
+// acc = fma(int32 block dot, d_w*d_x, acc), block after block.
+template <int R, int MR>
+void tile_chain_q4_0(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act, float* out) {
+  static_assert(R * MR == 16, "one zmm of outputs");
+  constexpr size_t kBlockBytes = 18;
+  const __m512i nibble_shift = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0,
+                                                0x0004000400040004, 0x0004000400040004, 0, 0);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc = _mm512_setzero_ps();
+  const int64_t npairs = (nb + 1) / 2;
+  for (int64_t p = 0; p < npairs; ++p) {
+    const int64_t b0 = 2 * p;
+    const bool has_b1 = b0 + 1 < nb;
+    // A missing second block repeats the first; its activation block is zero padding and its
+    // chain step is skipped below.
+    const int64_t b1 = has_b1 ? b0 + 1 : b0;
+    __m512i wq[R];
+    // Per output lane o = r*MR + m: the weight scale bits and the activation scale.
+    alignas(32) uint16_t hw0[16], hw1[16];
+    alignas(64) float dx0[16], dx1[16];
+    for (int r = 0; r < R; ++r) {
+      const __m128i q0 =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + b0 * kBlockBytes + 2));
+      const __m128i q1 =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + b1 * kBlockBytes + 2));
+      const __m512i both = _mm512_castsi256_si512(_mm256_set_m128i(q1, q0));
+      const __m512i dup = _mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(1, 1, 0, 0));
+      wq[r] = _mm512_and_si512(_mm512_srlv_epi16(dup, nibble_shift), low4);
+      for (int m = 0; m < MR; ++m) {
+        hw0[r * MR + m] = block_scale_bits(rows[r], b0, kBlockBytes);
+        hw1[r * MR + m] = block_scale_bits(rows[r], b1, kBlockBytes);
+      }
+    }
+    __m512i v[16];
+    for (int m = 0; m < MR; ++m) {
+      const __m512i a = _mm512_loadu_si512(act[m].qs + 64 * p);
+      const __m512i bias = _mm512_slli_epi32(_mm512_loadu_si512(act[m].nsum4 + 16 * p), 3);
+      for (int r = 0; r < R; ++r) {
+        v[r * MR + m] = _mm512_dpbusd_epi32(bias, wq[r], a);
+        dx0[r * MR + m] = act[m].d[b0];
+        dx1[r * MR + m] = act[m].d[b0 + 1];
+      }
+    }
+    __m512i t0, t1;
+    reduce_halves_16(v, &t0, &t1);
+    // d_w*d_x is exact in f32 (two fp16 values), as in ggml's _mm512_mul_ps(col_scale, row_scale).
+    const __m512 ds0 =
+        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(hw0))),
+                      _mm512_load_ps(dx0));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), ds0, acc);
+    if (has_b1) {
+      const __m512 ds1 =
+          _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(hw1))),
+                        _mm512_load_ps(dx1));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), ds1, acc);
+    }
+  }
+  _mm512_storeu_ps(out, acc);
+}
+
 // --- activations for K-quant weights (ggml block_q8_K) -------------------------------------------
 
 constexpr size_t kQ8KQsOffset = 4;
@@ -479,6 +645,60 @@ void run_q8_0_family(const void* W, int64_t N, int64_t K, const float* x, int64_
       });
 }
 
+template <bool kIsQ8>
+void run_lane8(const void* W, int64_t N, int64_t K, const float* x, int64_t M, int64_t ldx,
+               float* y, int64_t ldy) {
+  const auto acts = quantize_acts_q8_0(x, M, ldx, K);
+  const int64_t nb = K / kQK8_0;
+  run_tiles(
+      W, N, dtype_row_bytes(kIsQ8 ? DType::Q8_0 : DType::Q4_0, K), acts.rows, y, ldy,
+      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[1]) {
+        tile_lane8<kIsQ8, 1>(rows, nb, a, o);
+      },
+      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[2]) {
+        tile_lane8<kIsQ8, 2>(rows, nb, a, o);
+      },
+      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[4]) {
+        tile_lane8<kIsQ8, 4>(rows, nb, a, o);
+      });
+}
+
+// Q4_0 in the repacked order: 16-row weight tiles (rows past N repeat row N-1, computed but not
+// stored), activation rows 4, 2 or 1 at a time.
+void run_chain_q4_0(const void* W, int64_t N, int64_t K, const float* x, int64_t M, int64_t ldx,
+                    float* y, int64_t ldy) {
+  const auto acts = quantize_acts_q8_0(x, M, ldx, K);
+  const int64_t nb = K / kQK8_0;
+  const size_t row_bytes = dtype_row_bytes(DType::Q4_0, K);
+  const auto* wbase = static_cast<const uint8_t*>(W);
+  constexpr int kRows = 16;
+  const int64_t ntiles = (N + kRows - 1) / kRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const int64_t n0 = t * kRows;
+    const int nr = static_cast<int>(std::min<int64_t>(kRows, N - n0));
+    const uint8_t* rows[kRows];
+    for (int r = 0; r < kRows; ++r) rows[r] = wbase + (n0 + std::min(r, nr - 1)) * row_bytes;
+    alignas(64) float out[16];
+    for (int64_t m0 = 0; m0 < M;) {
+      const ActQ8_0* a = acts.rows.data() + m0;
+      const int mr = M - m0 >= 4 ? 4 : M - m0 >= 2 ? 2 : 1;
+      const int rows_per_call = 16 / mr;
+      for (int r0 = 0; r0 < nr; r0 += rows_per_call) {
+        if (mr == 4)
+          tile_chain_q4_0<4, 4>(rows + r0, nb, a, out);
+        else if (mr == 2)
+          tile_chain_q4_0<8, 2>(rows + r0, nb, a, out);
+        else
+          tile_chain_q4_0<16, 1>(rows + r0, nb, a, out);
+        for (int r = 0; r < rows_per_call && r0 + r < nr; ++r)
+          for (int m = 0; m < mr; ++m) y[(m0 + m) * ldy + n0 + r0 + r] = out[r * mr + m];
+      }
+      m0 += mr;
+    }
+  }
+}
+
 template <DType WT>
 void run_plain(const void* W, int64_t N, int64_t K, const float* x, int64_t M, int64_t ldx,
                float* y, int64_t ldy) {
@@ -573,6 +793,23 @@ void quant_matmul(DType wtype, const void* W, int64_t N, int64_t K, const float*
   }
   throw EngineError("quant_matmul: unsupported weight type " +
                     std::to_string(static_cast<uint32_t>(wtype)));
+}
+
+void quant_matmul_llama_order(DType wtype, const void* W, int64_t N, int64_t K, const float* x,
+                              int64_t M, int64_t ldx, float* y, int64_t ldy) {
+  check_args("quant_matmul_llama_order", wtype, N, K, M, ldx, ldy);
+  if (N == 0 || M == 0) return;
+  switch (wtype) {
+    case DType::Q8_0:
+      return run_lane8<true>(W, N, K, x, M, ldx, y, ldy);
+    case DType::Q4_0:
+      // llama.cpp repacks Q4_0 weights to q4_0x8 only when the row count allows it
+      // (ggml_repack_get_optimal_repack_type: ne[1] % 8 == 0 on AVX2 CPUs).
+      if (N % 8 == 0) return run_chain_q4_0(W, N, K, x, M, ldx, y, ldy);
+      return run_lane8<false>(W, N, K, x, M, ldx, y, ldy);
+    default:
+      return quant_matmul(wtype, W, N, K, x, M, ldx, y, ldy);
+  }
 }
 
 void quant_matmul_ref(DType wtype, const void* W, int64_t N, int64_t K, const float* x, int64_t M,

@@ -48,5 +48,10 @@ run_case tiny f16 200 inf 99
 # activations and lands near 98 % argmax (printed below, not asserted: see docs/model.md).
 run_case tiny bf16 200 inf 99 --llama-order
 run_case tiny bf16 200 inf 0
+run_case tiny q8_0 200 inf 99
+# Q4_0: by default our kernel sums each block pair in ggml's vec_dot order, cheaper than the order
+# of the repacked 8×8 kernels llama.cpp runs; --llama-order uses the latter.
+run_case tiny q4_0 200 inf 99 --llama-order
+run_case tiny q4_0 200 inf 0
 run_case geometry f32 1100 0.02 100
 echo "all parity cases passed"

@@ -34,7 +34,7 @@ for r in rows:
   npm=$(node "$here/bench/llama_bench_npm.mjs" "$model" -p "$p" -n "$n" --threads "$threads" --reps "$reps" 2>/dev/null | grep -E '^(pp|tg)')
   echo "node-llama-cpp:"; echo "$npm" | sed 's/^/  /'
   r_pp=$(echo "$rf" | awk '/^pp/{print $2}'); r_tg=$(echo "$rf" | awk '/^tg/{print $2}')
-  rss=$(echo "$rf" | awk '/peak RSS/{print $3" GiB ("$5")"}')
+  rss=$(echo "$rf" | awk '/peak RSS/{print $3" GiB, "substr($5, 2)"× file"}')
   l_pp=$(echo "$lb_pp" | awk '$1=="pp"{print $2}'); l_tg=$(echo "$lb_pp" | awk '$1=="tg"{print $2}')
   n_pp=$(echo "$npm" | awk '/^pp/{print $2}'); n_tg=$(echo "$npm" | awk '/^tg/{print $2}')
   summary+=("$(printf '| %s | %.1f | %.1f | %.1f | %s× | %.1f | %.1f | %.1f | %s× | %s |' "$(basename "$model")" \

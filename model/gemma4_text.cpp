@@ -71,7 +71,6 @@ Linear load_matrix(const WeightSource& w, const std::string& name, int64_t in, i
                          " is not a multiple of the " + std::string(dtype_name(t.dtype)) +
                          " block size");
   LinearOptions opt;
-  opt.release_source = true;  // every WeightSource maps its files read-only
   opt.llama_order = llama_order;
   return Linear(t, opt);
 }
@@ -114,10 +113,8 @@ Gemma4Text::Gemma4Text(std::unique_ptr<WeightSource> weights, const LoadOptions&
   // follow llama.cpp: it is the exact value and the reference our parity tests run against.
   embed_scale_ = std::sqrt(static_cast<float>(d));
   output_norm_ = load_vector(w, "output_norm.weight", d);
-  // The head reads the embedding in place: it is also read row by row for lookups, so it is not
-  // reordered (that would keep two copies).
+  // The tied head reads the embedding in place, as the lookups do.
   LinearOptions head_opt;
-  head_opt.reorder = false;
   head_opt.llama_order = opt.llama_order;
   lm_head_ = Linear(*token_embd_, head_opt);
 
@@ -152,13 +149,6 @@ Gemma4Text::Gemma4Text(std::unique_ptr<WeightSource> weights, const LoadOptions&
 }
 
 Gemma4Text::~Gemma4Text() = default;
-
-size_t Gemma4Text::owned_bytes() const {
-  size_t b = lm_head_.owned_bytes();
-  for (const auto& L : layers_)
-    for (const Linear* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) b += m->owned_bytes();
-  return b;
-}
 
 void Gemma4Text::embed_token(int32_t id, float* out) const {
   if (id < 0 || id >= cfg_.vocab_size)

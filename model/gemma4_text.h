@@ -58,8 +58,6 @@ class Gemma4Text {
 
   const Gemma4Config& config() const { return cfg_; }
   const WeightSource& weights() const { return *weights_; }
-  // Bytes owned beyond the mapped files (reordered weights).
-  size_t owned_bytes() const;
 
   // One call at a time: activations live in a workspace reused across calls, so a steady stream
   // of forwards does not fault fresh pages in every time.

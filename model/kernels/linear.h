@@ -1,8 +1,8 @@
 #pragma once
 // y = W x for every weight format, on the kernel that fits it best:
 //  - F32: oneDNN f32 matmul straight on the file's bytes;
-//  - BF16: oneDNN bf16 brgemm on weights reordered once into oneDNN's blocked layout (the file's
-//    pages are released after the reorder so resident memory stays at one copy);
+//  - BF16: oneDNN bf16 brgemm for batches (prefill), our streaming kernel for decode; both read
+//    the file's bytes in place, so resident memory stays at one copy of the weights;
 //  - F32, F16 and block-quantized: our AVX-512 kernels (model/kernels/quant_matmul.h), which read
 //    the file's blocks in place (no dequantized copy) and sum in llama.cpp's order.
 // With `llama_order`, BF16 also runs on our kernel and Q4_0 in llama.cpp's repacked order: slower,
@@ -31,12 +31,6 @@ class DnnlContext {
 };
 
 struct LinearOptions {
-  // Reorder BF16 weights into oneDNN's blocked layout and release the file's pages. Off for tensors
-  // that are also read row by row (the tied embedding).
-  bool reorder = true;
-  // After a reorder, give the source's pages back to the kernel (madvise DONTNEED). Only for
-  // weights in a read-only file mapping: on anonymous memory it would zero the source.
-  bool release_source = false;
   // Every product in llama.cpp's summation order: BF16 on our kernel instead of oneDNN brgemm,
   // Q4_0 in the order of llama.cpp's repacked 8×8 kernels.
   bool llama_order = false;
@@ -54,8 +48,6 @@ class Linear {
   int64_t out() const { return out_; }
   DType dtype() const { return dtype_; }
   const std::string& name() const { return name_; }
-  // Resident bytes this layer owns beyond the mapped file (reordered copies).
-  size_t owned_bytes() const;
 
   // y[m * out + n] = sum_k W[n][k] x[m * in + k], m < M. x and y must not alias.
   void forward(const float* x, int64_t M, float* y) const;

@@ -172,12 +172,11 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
   float* V = grow(ws_->V, R * kw);
   L.q.forward(xn, R, Q);
   L.k.forward(xn, R, K);
+  // Full layers have no v_proj: V is the raw K projection, before k_norm and RoPE (§2.5 step 3).
   if (L.has_v)
     L.v.forward(xn, R, V);
   else
-    std::copy_n(
-        K, R * kw,
-        V);  // full layers: V is the raw K projection, before k_norm and RoPE (spec §2.5 step 3)
+    std::copy_n(K, R * kw, V);
 
   // Positions of each row: chunk c's rows continue its cache from base[c].
   std::vector<int64_t> base(chunks.size());

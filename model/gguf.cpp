@@ -1,10 +1,5 @@
 #include "model/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -477,25 +472,10 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = path;
 
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw ModelFileError(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    const int err = errno;
-    ::close(fd);
-    throw ModelFileError(path + ": not a regular file" +
-                         (err ? std::string(": ") + std::strerror(err) : std::string()));
-  }
-  f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ == 0) {
-    ::close(fd);
-    throw ModelFileError(path + ": file is empty, not a GGUF file");
-  }
-  void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (m == MAP_FAILED) throw ModelFileError(path + ": mmap failed: " + std::strerror(map_err));
-  f->base_ = static_cast<const uint8_t*>(m);
+  f->map_ = MappedFile::open(path);
+  f->size_ = f->map_.size();
+  if (f->size_ == 0) throw ModelFileError(path + ": file is empty, not a GGUF file");
+  f->base_ = f->map_.data();
 
   Cursor c(f->path_, f->base_, f->size_);
 
@@ -620,9 +600,7 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   return f;
 }
 
-GgufFile::~GgufFile() {
-  if (base_) ::munmap(const_cast<uint8_t*>(base_), size_);
-}
+GgufFile::~GgufFile() = default;
 
 const GgufValue* GgufFile::find(std::string_view key) const {
   const auto it = kv_index_.find(key);

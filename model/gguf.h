@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/dtype.h"
+#include "model/mapped_file.h"
 #include "model/tensor_ref.h"
 
 namespace rawflow {
@@ -113,7 +114,8 @@ class GgufFile {
   size_t alignment_ = 32;
   size_t size_ = 0;
   size_t data_offset_ = 0;
-  const uint8_t* base_ = nullptr;
+  MappedFile map_;
+  const uint8_t* base_ = nullptr;  // map_.data()
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::map<std::string, size_t, std::less<>> kv_index_;
   std::vector<GgufTensorInfo> tensors_;

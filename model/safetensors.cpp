@@ -1,10 +1,5 @@
 #include "model/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -47,32 +42,6 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-class Mapping {
- public:
-  // Maps the whole file read-only; throws ModelFileError naming the path.
-  static std::pair<const uint8_t*, size_t> map(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw ModelFileError(path + ": cannot open: " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      int err = errno;
-      ::close(fd);
-      throw ModelFileError(path + ": cannot stat: " + std::strerror(err));
-    }
-    size_t size = static_cast<size_t>(st.st_size);
-    if (size < 8) {
-      ::close(fd);
-      throw ModelFileError(path + ": file is " + std::to_string(size) +
-                           " bytes, too short for a safetensors header (at least 8)");
-    }
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int err = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) throw ModelFileError(path + ": mmap failed: " + std::strerror(err));
-    return {static_cast<const uint8_t*>(p), size};
-  }
-};
-
 }  // namespace
 
 std::string_view safetensors_dtype_name(DType t) {
@@ -92,16 +61,17 @@ std::string_view safetensors_dtype_name(DType t) {
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
-  auto [base, size] = Mapping::map(path);
-  f->base_ = base;
-  f->size_ = size;
+  f->map_ = MappedFile::open(path);
+  f->size_ = f->map_.size();
+  if (f->size_ < 8)
+    throw ModelFileError(path + ": file is " + std::to_string(f->size_) +
+                         " bytes, too short for a safetensors header (at least 8)");
+  f->base_ = f->map_.data();
   f->parse_header();  // on throw, the destructor unmaps
   return f;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (base_) ::munmap(const_cast<uint8_t*>(base_), size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 const TensorRef* SafetensorsFile::find(std::string_view name) const {
   auto it = index_.find(std::string(name));

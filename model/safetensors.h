@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/dtype.h"
+#include "model/mapped_file.h"
 #include "model/tensor_ref.h"
 
 namespace rawflow {
@@ -57,7 +58,8 @@ class SafetensorsFile {
   std::string path_;
   size_t size_ = 0;
   size_t data_offset_ = 0;
-  const uint8_t* base_ = nullptr;
+  MappedFile map_;
+  const uint8_t* base_ = nullptr;  // map_.data()
   std::map<std::string, std::string, std::less<>> metadata_;
   std::vector<TensorRef> tensors_;
   std::unordered_map<std::string, size_t> index_;

@@ -24,6 +24,9 @@ struct Gemma4Text::Layer {
   float theta_scale = 1.f;
 };
 
+// Rows per MLP block (see forward): large enough for brgemm to run at full speed.
+constexpr int64_t kMlpBlockRows = 128;
+
 struct Gemma4Text::Workspace {
   std::vector<float> X, xn, branch, gate, up, Q, K, V, attn;
 };
@@ -310,8 +313,11 @@ ForwardResult Gemma4Text::forward(std::span<SequenceChunk> chunks,
 
   float* xn = grow(ws_->xn, R * d);
   float* branch = grow(ws_->branch, R * d);
-  float* gate = grow(ws_->gate, R * cfg_.ffn);
-  float* up = grow(ws_->up, R * cfg_.ffn);
+  // The MLP's ffn-wide activations are the largest buffers of a prefill (2 × rows × 15360 floats
+  // on the 12B); running it over blocks of rows bounds them without changing any row's result.
+  const int64_t mlp_rows = std::min<int64_t>(R, kMlpBlockRows);
+  float* gate = grow(ws_->gate, mlp_rows * cfg_.ffn);
+  float* up = grow(ws_->up, mlp_rows * cfg_.ffn);
   for (int64_t il = 0; il < cfg_.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
     // §2.4: pre-norm, attention, post-norm, residual.
@@ -328,12 +334,15 @@ ForwardResult Gemma4Text::forward(std::span<SequenceChunk> chunks,
       vec::rms_norm(x, L.ffn_norm.data(), cfg_.rms_eps, d, xn + r * d);
     }
     // §2.9: GeGLU with tanh GELU.
-    L.gate.forward(xn, R, gate);
-    L.up.forward(xn, R, up);
+    for (int64_t r0 = 0; r0 < R; r0 += mlp_rows) {
+      const int64_t m = std::min(mlp_rows, R - r0);
+      L.gate.forward(xn + r0 * d, m, gate);
+      L.up.forward(xn + r0 * d, m, up);
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < R; ++r)
-      vec::geglu_tanh(gate + r * cfg_.ffn, up + r * cfg_.ffn, gate + r * cfg_.ffn, cfg_.ffn);
-    L.down.forward(gate, R, branch);
+      for (int64_t r = 0; r < m; ++r)
+        vec::geglu_tanh(gate + r * cfg_.ffn, up + r * cfg_.ffn, gate + r * cfg_.ffn, cfg_.ffn);
+      L.down.forward(gate, m, branch + r0 * d);
+    }
     // §2.4: post-norm, residual, then the layer scalar on the whole residual stream.
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; ++r) {

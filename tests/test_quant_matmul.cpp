@@ -539,3 +539,51 @@ BOOST_AUTO_TEST_CASE(llama_order_speed) {
     }
   }
 }
+
+// Decode-shaped K-quant and Q8_0 products (K = 3840, the 12B's hidden size; N large enough that
+// W is far bigger than the caches, as the 262144-row tied head is): reports the weight streaming
+// rate at M = 1 next to a plain parallel read of the same bytes (informational: memory speed
+// varies with the machine's load), and spot-checks rows against the reference with the bound of
+// kernel_matches_reference.
+BOOST_AUTO_TEST_CASE(decode_bandwidth_k_quants) {
+  const int64_t N = 32768, K = 3840;
+  const auto x = gaussian(static_cast<size_t>(K), 6);
+  std::vector<float> y(N);
+  for (DType t : {DType::Q6_K, DType::Q4_K, DType::Q5_K, DType::Q8_0}) {
+    const auto W = make_weights(t, N, K, 7);
+    const size_t rb = dtype_row_bytes(t, K);
+    auto best_seconds = [](auto&& fn) {
+      double best = 1e30;
+      for (int rep = 0; rep < 5; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        best = std::min(
+            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      return best;
+    };
+    volatile uint64_t sink = 0;
+    const double t_read = best_seconds([&] {
+      const auto* p = reinterpret_cast<const uint64_t*>(W.data());
+      const int64_t n64 = static_cast<int64_t>(W.size() / 8);
+      uint64_t s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+      for (int64_t i = 0; i < n64; ++i) s += p[i];
+      sink = sink + s;
+    });
+    const double t_mm = best_seconds(
+        [&] { quant_matmul_llama_order(t, W.data(), N, K, x.data(), 1, K, y.data(), N); });
+    const double gb = static_cast<double>(W.size()) / 1e9;
+    BOOST_TEST_MESSAGE(dtype_name(t) << " " << N << "x" << K << " M=1: " << gb / t_mm
+                                     << " GB/s, plain read " << gb / t_read << " GB/s");
+    std::vector<float> w(K);
+    for (int64_t n : {int64_t{0}, int64_t{5}, int64_t{12345}, N - 1}) {
+      float r;
+      quant_matmul_ref(t, W.data() + n * rb, 1, K, x.data(), 1, K, &r, 1);
+      dequantize_row(t, W.data() + n * rb, w.data(), K);
+      // K = 3840: 15 super-blocks (120 Q8_0 blocks) + 8 lanes of float roundings, < 1e-5 of
+      // sum|w x| (see kernel_matches_reference).
+      BOOST_CHECK_SMALL(static_cast<double>(y[n] - r), 1e-5 * abs_dot(w.data(), x.data(), K));
+    }
+  }
+}

@@ -213,6 +213,11 @@ void tile_lane8(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act, floa
   for (auto& a : acc)
     for (auto& v : a) v = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
+    // Prefetch 16 blocks (544 bytes) ahead, every other block so about one per cache line;
+    // measured 16 > 8 and 32 on decode_bandwidth_k_quants. Prefetches do not touch the numerics.
+    if ((b & 1) == 0 && b + 16 < nb)
+      for (int r = 0; r < kNR; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + (b + 16) * kBlockBytes), _MM_HINT_T0);
     __m512i wq[2];
     __m512 dw[2];
     for (int q = 0; q < 2; ++q) {
@@ -349,14 +354,27 @@ inline void unpack_scales_k4(const uint8_t* packed, uint8_t* sc, uint8_t* mn) {
   std::memcpy(mn, &utmp[2], 8);
 }
 
+// fp16 -> f32 with the F16C instruction (the out-of-line fp16_to_f32 showed up in decode profiles).
+inline float half_to_float(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
 // NR weight rows x MR activation rows of Q4_K, Q5_K or Q6_K weights against Q8_K activations.
 // Per 64-element chunk: dpbusd gives int32 lanes each summing 4 products (|sum| <= 4*63*127 <
 // 2^15), dpwssd multiplies them by the sub-block scale (low word; high word of the scale is 0)
-// into a per-super-block int32 accumulator; the mins (or Q6_K's -32 level offset) go through the
-// activations' bsums, as in ggml.
+// into a per-super-block int32 accumulator. Q6_K's -32 level offset is subtracted from that
+// integer accumulator through the activations' bsums (exact, as ggml does); the Q4_K/Q5_K mins
+// have their own scale dmin, so they go into a separate float accumulator, also via bsums.
+// Super-block int32 sums stay below 256*63*127*127 < 2^31.
 template <DType WT, int MR>
 void tile_k_quant(const uint8_t* const* rows, int64_t nsb, const ActQ8_K* act, float (*out)[MR]) {
   constexpr size_t kBlockBytes = WT == DType::Q4_K ? 144 : WT == DType::Q5_K ? 176 : 210;
+  constexpr bool kIsQ6 = WT == DType::Q6_K;
+  // How far ahead (in super-blocks) to prefetch each weight row: four rows interleaved per
+  // thread; 4 measured best of 0/4/8/16 on the decode_bandwidth_k_quants shape (noisy host).
+  constexpr int64_t kPrefetchBlocks = 4;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   const __m512i bits45 = _mm512_set1_epi8(0x30);
   // Words of the upper 256 bits shifted by 4: the high nibbles of a 32-byte run.
@@ -368,56 +386,57 @@ void tile_k_quant(const uint8_t* const* rows, int64_t nsb, const ActQ8_K* act, f
   const __m512i shift_0_2 = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002,
                                              0x0002000200020002, 0x0002000200020002, 0, 0, 0, 0);
   __m512 facc[kNR][MR];
-  float corr[kNR][MR];
+  __m256 fmin[kNR][MR];  // Q4_K/Q5_K: dmin*dx*sum(min*bsum) lanes
   for (int r = 0; r < kNR; ++r)
     for (int m = 0; m < MR; ++m) {
       facc[r][m] = _mm512_setzero_ps();
-      corr[r][m] = 0.f;
+      fmin[r][m] = _mm256_setzero_ps();
     }
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* blk[kNR];
     __m512i scales[kNR];
+    __m256i offset_weights[kNR];  // int16 multipliers of the 16 bsums (32*sc or the min)
     float d[kNR], dmin[kNR];
-    int32_t offset_weights[kNR][16];  // per-bsum multipliers of the offset term
     for (int r = 0; r < kNR; ++r) {
       blk[r] = rows[r] + sb * kBlockBytes;
-      if constexpr (WT == DType::Q6_K) {
-        uint16_t h;
-        std::memcpy(&h, blk[r] + 208, 2);
-        d[r] = fp16_to_f32(h);
-        dmin[r] = d[r];
-        int8_t sc[16];
-        std::memcpy(sc, blk[r] + 192, 16);
-        scales[r] = _mm512_cvtepu16_epi32(
-            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc))));
+      if (sb + kPrefetchBlocks < nsb) {
+        const char* pf = reinterpret_cast<const char*>(blk[r] + kPrefetchBlocks * kBlockBytes);
+        for (size_t o = 0; o < kBlockBytes; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+      }
+      if constexpr (kIsQ6) {
+        d[r] = half_to_float(blk[r] + 208);
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[r] + 192)));
+        scales[r] = _mm512_cvtepu16_epi32(sc16);
         // Levels are stored +32: sum (q-32)*a = sum q*a - 32 * sum a.
-        for (int j = 0; j < 16; ++j) offset_weights[r][j] = 32 * sc[j];
+        offset_weights[r] = _mm256_slli_epi16(sc16, 5);
       } else {
-        uint16_t h[2];
-        std::memcpy(h, blk[r], 4);
-        d[r] = fp16_to_f32(h[0]);
-        dmin[r] = fp16_to_f32(h[1]);
-        uint8_t sc[8], mn[8];
+        d[r] = half_to_float(blk[r]);
+        dmin[r] = half_to_float(blk[r] + 2);
+        alignas(16) uint8_t sc[8], mn[8];
         unpack_scales_k4(blk[r] + 4, sc, mn);
         scales[r] = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
-        for (int j = 0; j < 16; ++j) offset_weights[r][j] = mn[j / 2];
+        // Min j covers bsums 2j and 2j+1.
+        const __m128i mnv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
+        offset_weights[r] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mnv, mnv));
       }
     }
     __m512i iacc[kNR][MR];
     for (auto& a : iacc)
       for (auto& v : a) v = _mm512_setzero_si512();
+        // Unrolled so the chunk's shift pattern and scale index are constants.
+#pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
       __m512i wq[kNR], scv[kNR];
       // int32 lane i of the chunk covers elements 4i..4i+3: sub-block 2c + i/8 (32-element
       // sub-blocks) or 4c + i/4 (Q6_K's 16-element sub-blocks).
       const __m512i scale_idx =
-          WT == DType::Q6_K
-              ? _mm512_set_epi32(4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 2, 4 * c + 2,
-                                 4 * c + 2, 4 * c + 2, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1,
-                                 4 * c, 4 * c, 4 * c, 4 * c)
-              : _mm512_set_epi32(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
-                                 2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c,
-                                 2 * c, 2 * c);
+          kIsQ6 ? _mm512_set_epi32(4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 2, 4 * c + 2,
+                                   4 * c + 2, 4 * c + 2, 4 * c + 1, 4 * c + 1, 4 * c + 1, 4 * c + 1,
+                                   4 * c, 4 * c, 4 * c, 4 * c)
+                : _mm512_set_epi32(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                                   2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c,
+                                   2 * c, 2 * c);
       for (int r = 0; r < kNR; ++r) {
         scv[r] = _mm512_permutexvar_epi32(scale_idx, scales[r]);
         if constexpr (WT == DType::Q4_K || WT == DType::Q5_K) {
@@ -443,13 +462,13 @@ void tile_k_quant(const uint8_t* const* rows, int64_t nsb, const ActQ8_K* act, f
           const __m512i ql = _mm512_loadu_si512(blk[r] + 64 * h);
           const __m512i qh = _mm512_broadcast_i64x4(
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[r] + 128 + 32 * h)));
-          if (c % 2 == 0) {
-            wq[r] = _mm512_or_si512(_mm512_and_si512(ql, low4),
-                                    _mm512_and_si512(_mm512_sllv_epi16(qh, shift_4_2), bits45));
-          } else {
-            wq[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
-                                    _mm512_and_si512(_mm512_srlv_epi16(qh, shift_0_2), bits45));
-          }
+          // (ql & 0x0F) | (qh' & 0x30) in one ternary-logic op: imm 0xF8 = A | (B & C) with A =
+          // 0xF0, B = 0xCC, C = 0xAA.
+          const __m512i lo = c % 2 == 0 ? _mm512_and_si512(ql, low4)
+                                        : _mm512_and_si512(_mm512_srli_epi16(ql, 4), low4);
+          const __m512i hi =
+              c % 2 == 0 ? _mm512_sllv_epi16(qh, shift_4_2) : _mm512_srlv_epi16(qh, shift_0_2);
+          wq[r] = _mm512_ternarylogic_epi32(lo, hi, bits45, 0xF8);
         }
       }
       for (int m = 0; m < MR; ++m) {
@@ -465,19 +484,28 @@ void tile_k_quant(const uint8_t* const* rows, int64_t nsb, const ActQ8_K* act, f
       const uint8_t* ablk = act[m].blocks + sb * kQ8_KBlockBytes;
       float dx;
       std::memcpy(&dx, ablk, 4);
-      int16_t bsums[16];
-      std::memcpy(bsums, ablk + kQ8KBsumsOffset, 32);
+      const __m256i bsums =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ablk + kQ8KBsumsOffset));
       for (int r = 0; r < kNR; ++r) {
+        // 8 int32 lanes, each the offset term of two bsums.
+        const __m256i off = _mm256_madd_epi16(offset_weights[r], bsums);
+        __m512i isum = iacc[r][m];
+        if constexpr (kIsQ6) {
+          isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(off));
+        } else {
+          fmin[r][m] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(off), _mm256_set1_ps(dmin[r] * dx), fmin[r][m]);
+        }
         facc[r][m] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][m]), _mm512_set1_ps(d[r] * dx), facc[r][m]);
-        int32_t off = 0;
-        for (int j = 0; j < 16; ++j) off += offset_weights[r][j] * bsums[j];
-        corr[r][m] += dmin[r] * dx * static_cast<float>(off);
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d[r] * dx), facc[r][m]);
       }
     }
   }
   for (int r = 0; r < kNR; ++r)
-    for (int m = 0; m < MR; ++m) out[r][m] = _mm512_reduce_add_ps(facc[r][m]) - corr[r][m];
+    for (int m = 0; m < MR; ++m) {
+      out[r][m] = _mm512_reduce_add_ps(facc[r][m]);
+      if constexpr (!kIsQ6) out[r][m] -= hsum_float_8(fmin[r][m]);
+    }
 }
 
 // --- F32 / F16 / BF16 weights ------------------------------------------------------------------

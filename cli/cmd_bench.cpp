@@ -12,6 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/engine_options.h"
 #include "model/model_loader.h"
 
 namespace rawflow::cli {
@@ -43,19 +44,15 @@ int cmd_bench(const CommandArgs& argv) {
   a.option("--model", "-m", "GGUF file or Hugging Face directory")
       .option("--n-prompt", "-p", "prompt tokens for the prefill test (0 = skip)", "512")
       .option("--n-gen", "-n", "generated tokens for the decode test (0 = skip)", "64")
-      .option("--threads", "-t", "CPU threads (default: all cores)", "0")
-      .flag("--llama-order",
-            "sum every product in llama.cpp's order (slower BF16 prefill; parity checks)")
       .option("--repetitions", "-r", "repetitions of each test", "3")
       .flag("--help", "show this help");
+  declare_engine_options(a);
   a.parse(argv);
   if (a.flag_set("--help")) {
     std::printf("%s", a.help().c_str());
     return 0;
   }
-  LoadOptions lo;
-  lo.threads = static_cast<int>(a.get_int("--threads"));
-  lo.llama_order = a.flag_set("--llama-order");
+  const LoadOptions lo = engine_options(a);
   const std::string path = a.get("--model");
   LoadedModel m = load_model(path, lo);
   const Gemma4Config& cfg = m.text->config();
@@ -64,7 +61,7 @@ int cmd_bench(const CommandArgs& argv) {
   std::printf("model: %s (%lld layers, hidden %lld, vocab %lld), file %.2f GiB, threads %d\n",
               path.c_str(), static_cast<long long>(cfg.n_layer), static_cast<long long>(cfg.hidden),
               static_cast<long long>(cfg.vocab_size), m.text->weights().file_bytes() / 1073741824.0,
-              lo.threads);
+              engine_threads());
   // Random ordinary tokens, like llama-bench; the content does not change the work done.
   std::mt19937 rng(42);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(cfg.vocab_size - 1));

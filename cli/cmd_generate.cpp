@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/engine_options.h"
 #include "model/chat.h"
 #include "model/error.h"
 #include "model/model_loader.h"
@@ -53,13 +54,11 @@ int cmd_generate(const CommandArgs& argv) {
       .option("--top-p", "", "top-p (default: the file's general.sampling.top_p)")
       .option("--min-p", "", "min-p", "0")
       .option("--seed", "", "random seed", "0")
-      .option("--threads", "-t", "CPU threads (default: all cores)", "0")
-      .flag("--llama-order",
-            "sum every product in llama.cpp's order (slower BF16 prefill; parity checks)")
       .option("--batch", "-b", "prompt tokens per forward pass", "512")
       .option("--logprobs-out", "",
               "write float32 log-probs, one vocabulary row per prompt position")
       .flag("--help", "show this help");
+  declare_engine_options(a);
   a.parse(argv);
   if (a.flag_set("--help")) {
     std::printf("%s", a.help().c_str());
@@ -68,9 +67,7 @@ int cmd_generate(const CommandArgs& argv) {
   if (a.has("--prompt") == a.has("--tokens"))
     throw UsageError("rawflow generate: give exactly one of --prompt and --tokens\n" + a.help());
 
-  LoadOptions lo;
-  lo.threads = static_cast<int>(a.get_int("--threads"));
-  lo.llama_order = a.flag_set("--llama-order");
+  const LoadOptions lo = engine_options(a);
   auto t_load = std::chrono::steady_clock::now();
   LoadedModel m = load_model(a.get("--model"), lo);
   const Gemma4Config& cfg = m.text->config();

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "model/error.h"
@@ -577,11 +578,12 @@ std::vector<ActPlain> prepare_plain(DType wtype, const float* x, int64_t M, int6
 
 // --- driver ------------------------------------------------------------------------------------
 
-// Runs tile<MR>(rows, act + m0, out) over all NR x MR tiles, parallel over weight-row tiles.
-// Rows past N in the last tile repeat row N-1 (computed, not stored), so the tile stays fixed.
-template <typename Act, typename TileFn1, typename TileFn2, typename TileFn4>
+// Runs tile(std::integral_constant<int, MR>{}, rows, act + m0, out) over all NR x MR tiles (MR 4,
+// 2 or 1), parallel over weight-row tiles. Rows past N in the last tile repeat row N-1 (computed,
+// not stored), so the tile stays fixed.
+template <typename Act, typename TileFn>
 void run_tiles(const void* W, int64_t N, size_t row_bytes, const std::vector<Act>& acts, float* y,
-               int64_t ldy, TileFn1 tile1, TileFn2 tile2, TileFn4 tile4) {
+               int64_t ldy, TileFn tile) {
   const int64_t M = static_cast<int64_t>(acts.size());
   const int64_t ntiles = (N + kNR - 1) / kNR;
   const auto* wbase = static_cast<const uint8_t*>(W);
@@ -596,16 +598,17 @@ void run_tiles(const void* W, int64_t N, size_t row_bytes, const std::vector<Act
       int mr;
       if (M - m0 >= 4) {
         mr = 4;
-        tile4(rows, acts.data() + m0, reinterpret_cast<float(*)[4]>(out));
+        tile(std::integral_constant<int, 4>{}, rows, acts.data() + m0,
+             reinterpret_cast<float(*)[4]>(out));
       } else if (M - m0 >= 2) {
         float o2[kNR][2];
         mr = 2;
-        tile2(rows, acts.data() + m0, o2);
+        tile(std::integral_constant<int, 2>{}, rows, acts.data() + m0, o2);
         for (int r = 0; r < kNR; ++r) std::copy(o2[r], o2[r] + 2, out[r]);
       } else {
         float o1[kNR][1];
         mr = 1;
-        tile1(rows, acts.data() + m0, o1);
+        tile(std::integral_constant<int, 1>{}, rows, acts.data() + m0, o1);
         for (int r = 0; r < kNR; ++r) out[r][0] = o1[r][0];
       }
       for (int m = 0; m < mr; ++m)
@@ -642,17 +645,10 @@ void run_k_quant(const void* W, int64_t N, int64_t K, const float* x, int64_t M,
                  float* y, int64_t ldy) {
   const auto acts = quantize_acts_q8_K(x, M, ldx, K);
   const int64_t nsb = K / kQK_K;
-  run_tiles(
-      W, N, dtype_row_bytes(WT, K), acts, y, ldy,
-      [nsb](const uint8_t* const* rows, const ActQ8_K* a, float(*o)[1]) {
-        tile_k_quant<WT, 1>(rows, nsb, a, o);
-      },
-      [nsb](const uint8_t* const* rows, const ActQ8_K* a, float(*o)[2]) {
-        tile_k_quant<WT, 2>(rows, nsb, a, o);
-      },
-      [nsb](const uint8_t* const* rows, const ActQ8_K* a, float(*o)[4]) {
-        tile_k_quant<WT, 4>(rows, nsb, a, o);
-      });
+  run_tiles(W, N, dtype_row_bytes(WT, K), acts, y, ldy,
+            [nsb](auto mr, const uint8_t* const* rows, const ActQ8_K* a, auto o) {
+              tile_k_quant<WT, decltype(mr)::value>(rows, nsb, a, o);
+            });
 }
 
 template <bool kIsQ8>
@@ -660,17 +656,10 @@ void run_q8_0_family(const void* W, int64_t N, int64_t K, const float* x, int64_
                      float* y, int64_t ldy) {
   const auto acts = quantize_acts_q8_0(x, M, ldx, K);
   const int64_t nb = K / kQK8_0;
-  run_tiles(
-      W, N, dtype_row_bytes(kIsQ8 ? DType::Q8_0 : DType::Q4_0, K), acts.rows, y, ldy,
-      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[1]) {
-        tile_q8_0_family<kIsQ8, 1>(rows, nb, a, o);
-      },
-      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[2]) {
-        tile_q8_0_family<kIsQ8, 2>(rows, nb, a, o);
-      },
-      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[4]) {
-        tile_q8_0_family<kIsQ8, 4>(rows, nb, a, o);
-      });
+  run_tiles(W, N, dtype_row_bytes(kIsQ8 ? DType::Q8_0 : DType::Q4_0, K), acts.rows, y, ldy,
+            [nb](auto mr, const uint8_t* const* rows, const ActQ8_0* a, auto o) {
+              tile_q8_0_family<kIsQ8, decltype(mr)::value>(rows, nb, a, o);
+            });
 }
 
 template <bool kIsQ8>
@@ -678,17 +667,10 @@ void run_lane8(const void* W, int64_t N, int64_t K, const float* x, int64_t M, i
                float* y, int64_t ldy) {
   const auto acts = quantize_acts_q8_0(x, M, ldx, K);
   const int64_t nb = K / kQK8_0;
-  run_tiles(
-      W, N, dtype_row_bytes(kIsQ8 ? DType::Q8_0 : DType::Q4_0, K), acts.rows, y, ldy,
-      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[1]) {
-        tile_lane8<kIsQ8, 1>(rows, nb, a, o);
-      },
-      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[2]) {
-        tile_lane8<kIsQ8, 2>(rows, nb, a, o);
-      },
-      [nb](const uint8_t* const* rows, const ActQ8_0* a, float(*o)[4]) {
-        tile_lane8<kIsQ8, 4>(rows, nb, a, o);
-      });
+  run_tiles(W, N, dtype_row_bytes(kIsQ8 ? DType::Q8_0 : DType::Q4_0, K), acts.rows, y, ldy,
+            [nb](auto mr, const uint8_t* const* rows, const ActQ8_0* a, auto o) {
+              tile_lane8<kIsQ8, decltype(mr)::value>(rows, nb, a, o);
+            });
 }
 
 // Q4_0 in the repacked order: 16-row weight tiles (rows past N repeat row N-1, computed but not
@@ -731,17 +713,10 @@ template <DType WT>
 void run_plain(const void* W, int64_t N, int64_t K, const float* x, int64_t M, int64_t ldx,
                float* y, int64_t ldy) {
   const auto acts = prepare_plain(WT, x, M, ldx, K);
-  run_tiles(
-      W, N, dtype_row_bytes(WT, K), acts, y, ldy,
-      [K](const uint8_t* const* rows, const ActPlain* a, float(*o)[1]) {
-        tile_plain<WT, 1>(rows, K, a, o);
-      },
-      [K](const uint8_t* const* rows, const ActPlain* a, float(*o)[2]) {
-        tile_plain<WT, 2>(rows, K, a, o);
-      },
-      [K](const uint8_t* const* rows, const ActPlain* a, float(*o)[4]) {
-        tile_plain<WT, 4>(rows, K, a, o);
-      });
+  run_tiles(W, N, dtype_row_bytes(WT, K), acts, y, ldy,
+            [K](auto mr, const uint8_t* const* rows, const ActPlain* a, auto o) {
+              tile_plain<WT, decltype(mr)::value>(rows, K, a, o);
+            });
 }
 
 }  // namespace

@@ -63,6 +63,30 @@ std::vector<float> gaussian(size_t n, uint32_t seed, float scale = 1.f) {
 }
 
 // Weights with some structure: per-row scale, a few outliers, one-signed stretches (K-quant mins).
+// Best wall time of `reps` runs of fn: the least disturbed run on a shared machine.
+template <typename Fn>
+double best_of(int reps, Fn&& fn) {
+  double best = 1e30;
+  for (int rep = 0; rep < reps; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Sums every byte of W with the engine's thread count: the reference streaming rate.
+void read_all(const std::vector<uint8_t>& W) {
+  static volatile uint64_t sink = 0;
+  const auto* p = reinterpret_cast<const uint64_t*>(W.data());
+  const int64_t n64 = static_cast<int64_t>(W.size() / 8);
+  uint64_t s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+  for (int64_t i = 0; i < n64; ++i) s += p[i];
+  sink = sink + s;
+}
+
 std::vector<uint8_t> make_weights(DType t, int64_t N, int64_t K, uint32_t seed) {
   auto w = gaussian(static_cast<size_t>(N * K), seed, 0.05f);
   for (int64_t i = 0; i < N * K; ++i) {
@@ -286,26 +310,9 @@ BOOST_AUTO_TEST_CASE(decode_bandwidth_q4_0) {
   }
   const auto x = gaussian(static_cast<size_t>(16 * K), 2);
   std::vector<float> y(16 * N);
-  auto best_seconds = [](auto&& fn) {
-    double best = 1e30;
-    for (int rep = 0; rep < 7; ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      fn();
-      best = std::min(best,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return best;
-  };
+  const auto best_seconds = [](auto&& fn) { return best_of(7, fn); };
   // Reference streaming rate: sum all bytes of W with the same thread count.
-  volatile uint64_t sink = 0;
-  const double t_read = best_seconds([&] {
-    const auto* p = reinterpret_cast<const uint64_t*>(W.data());
-    const int64_t n64 = static_cast<int64_t>(W.size() / 8);
-    uint64_t s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-    for (int64_t i = 0; i < n64; ++i) s += p[i];
-    sink = sink + s;
-  });
+  const double t_read = best_seconds([&] { read_all(W); });
   const double gb = static_cast<double>(W.size()) / 1e9;
   BOOST_TEST_MESSAGE("threads " << omp_get_max_threads() << ", W " << gb * 1e3 << " MB, plain read "
                                 << gb / t_read << " GB/s");
@@ -552,25 +559,8 @@ BOOST_AUTO_TEST_CASE(decode_bandwidth_k_quants) {
   for (DType t : {DType::Q6_K, DType::Q4_K, DType::Q5_K, DType::Q8_0}) {
     const auto W = make_weights(t, N, K, 7);
     const size_t rb = dtype_row_bytes(t, K);
-    auto best_seconds = [](auto&& fn) {
-      double best = 1e30;
-      for (int rep = 0; rep < 5; ++rep) {
-        const auto t0 = std::chrono::steady_clock::now();
-        fn();
-        best = std::min(
-            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      }
-      return best;
-    };
-    volatile uint64_t sink = 0;
-    const double t_read = best_seconds([&] {
-      const auto* p = reinterpret_cast<const uint64_t*>(W.data());
-      const int64_t n64 = static_cast<int64_t>(W.size() / 8);
-      uint64_t s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
-      for (int64_t i = 0; i < n64; ++i) s += p[i];
-      sink = sink + s;
-    });
+    const auto best_seconds = [](auto&& fn) { return best_of(5, fn); };
+    const double t_read = best_seconds([&] { read_all(W); });
     const double t_mm = best_seconds(
         [&] { quant_matmul_llama_order(t, W.data(), N, K, x.data(), 1, K, y.data(), N); });
     const double gb = static_cast<double>(W.size()) / 1e9;

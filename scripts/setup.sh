@@ -11,7 +11,7 @@ packages=(
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
   libzmq3-dev cppzmq-dev libyaml-cpp-dev libboost-test-dev nlohmann-json3-dev libcpp-httplib-dev
   ffmpeg espeak-ng sox libsox-fmt-base
-  python3-numpy python3-zmq python3-yaml python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
+  python3-numpy python3-pil python3-zmq python3-yaml python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav
   nodejs npm

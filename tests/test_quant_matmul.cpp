@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/dtype.h"
+#include "model/kernels/isa.h"
 #include "model/kernels/quant_matmul.h"
 #include "model/quant.h"
 
@@ -20,8 +21,9 @@ using namespace rawflow;
 
 namespace {
 
-// llama.cpp's CPU backend as node-llama-cpp ships it (tests/npm): the zen4 build is the one it
-// selects on this machine; its quantize_row_q8_0 and ggml_vec_dot_* are what llama.cpp runs.
+// llama.cpp's CPU backend as node-llama-cpp ships it (tests/npm), in the variant llama.cpp loads on
+// a CPU like the one our kernels were compiled for: zen4 (AVX-512 VNNI + BF16) or haswell (AVX2 +
+// FMA + F16C). Its quantize_row_q8_0 and ggml_vec_dot_* are what llama.cpp runs.
 void* ggml_lib(const char* file) {
   const char* env = std::getenv("RAWFLOW_SOURCE_DIR");
   const std::filesystem::path src =
@@ -35,7 +37,7 @@ void* ggml_lib(const char* file) {
 void* ggml_cpu() {
   static void* h = [] {
     ggml_lib("libggml-base.so");
-    void* cpu = ggml_lib("libggml-cpu-zen4.so");
+    void* cpu = ggml_lib(RAWFLOW_AVX512 ? "libggml-cpu-zen4.so" : "libggml-cpu-haswell.so");
     reinterpret_cast<void (*)()>(dlsym(cpu, "ggml_cpu_init"))();
     return cpu;
   }();

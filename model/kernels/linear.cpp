@@ -36,6 +36,21 @@ namespace {
 
 enum class Path { DnnlBf16, Quant };
 
+// Whether oneDNN can build a bf16 matmul on this CPU, asked once.
+bool dnnl_has_bf16_matmul() {
+  static const bool ok = [] {
+    try {
+      dnnl::memory::desc a({32, 64}, dt::bf16, tag::ab), b({64, 32}, dt::bf16, tag::ba),
+          c({32, 32}, dt::f32, tag::ab);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), DnnlContext::get().engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
+
 // Below this batch size a bf16 matrix is streamed by our kernel (decode is bandwidth-bound and
 // oneDNN's small-M brgemm reads it at half the speed, measured); above it oneDNN's brgemm wins.
 constexpr int64_t kPlainDnnlMinRows = 32;
@@ -111,7 +126,9 @@ Linear::Linear(const TensorRef& w, const LinearOptions& opt) : impl_(std::make_u
       im.path = Path::Quant;
       break;
     case DType::BF16:
-      if (opt.llama_order) {  // read in place by our kernel, like F32
+      // Read in place by our kernel, like F32: for llama.cpp's order, or where oneDNN has no bf16
+      // matmul (CPUs without AVX-512: oneDNN 2.6 needs avx512_core for bf16).
+      if (opt.llama_order || !dnnl_has_bf16_matmul()) {
         im.path = Path::Quant;
         break;
       }

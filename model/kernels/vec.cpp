@@ -7,8 +7,11 @@
 #include <limits>
 #include <vector>
 
+#include "model/kernels/isa.h"
+
 namespace rawflow::vec {
 
+#if RAWFLOW_AVX512
 float dot(const float* a, const float* b, int64_t n) {
   // ggml_vec_dot_f32's order on AVX-512: four 16-lane accumulators over 64-element steps, a
   // pairwise tree of the four, one horizontal sum, then the scalar tail. Same order, same bits:
@@ -52,6 +55,52 @@ double sum_squares(const float* x, int64_t n) {
   for (; i < n; ++i) s += static_cast<double>(x[i] * x[i]);
   return s;
 }
+#else
+float dot(const float* a, const float* b, int64_t n) {
+  // ggml_vec_dot_f32's order on AVX2: four 8-lane accumulators over 32-element steps, a pairwise
+  // tree of the four, then GGML_F32x8_REDUCE's horizontal adds, then the scalar tail.
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  const int64_t np = n & ~int64_t{31};
+  for (int64_t i = 0; i < np; i += 32)
+    for (int j = 0; j < 4; ++j)
+      acc[j] =
+          _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * j), _mm256_loadu_ps(b + i + 8 * j), acc[j]);
+  acc[0] = _mm256_add_ps(acc[0], acc[2]);
+  acc[1] = _mm256_add_ps(acc[1], acc[3]);
+  acc[0] = _mm256_add_ps(acc[0], acc[1]);
+  const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+  const __m128 t1 = _mm_hadd_ps(t0, t0);
+  float s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+  for (int64_t i = np; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+double sum_squares(const float* x, int64_t n) {
+  // Squares rounded to float, summed in double — ggml's rms_norm (see the AVX-512 twin).
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 sq = _mm256_mul_ps(v, v);
+    acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+    acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+  }
+  alignas(32) double parts[4];
+  _mm256_store_pd(parts, _mm256_add_pd(acc0, acc1));
+  double s = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+  for (; i < n; ++i) s += static_cast<double>(x[i] * x[i]);
+  return s;
+}
+#endif
 
 void rms_norm(const float* x, const float* w, float eps, int64_t n, float* out) {
   // ggml_compute_forward_rms_norm_f32: mean and scale in float, x·scale, then ·w (a separate op).
@@ -104,9 +153,19 @@ void geglu_tanh(const float* gate, const float* up, float* out, int64_t n) {
 
 namespace {
 
+// ggml's hsum of 8 lanes (hsum_float_8 / tinyBLAS hsum(__m256)):
+// ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)).
+inline float hsum8(__m256 v) {
+  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
+
+#if RAWFLOW_AVX512
 // ggml_v_expf (AVX-512): exp to ~1.5 ulp with a polynomial; used so attention weights are the
 // bits llama.cpp computes.
-inline __m512 expf16(__m512 x) {
+inline __m512 expf_simd(__m512 x) {
   const __m512 r = _mm512_set1_ps(0x1.8p23f);
   const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
   const __m512 n = _mm512_sub_ps(z, r);
@@ -126,39 +185,106 @@ inline __m512 expf16(__m512 x) {
   return _mm512_mask_blend_ps(d, res, alt);
 }
 
+// exp of 16 scores in place; returns their sum as ggml_vec_soft_max_f32 adds it.
+inline float exp_chunk(float* x, float mx) {
+  const __m512 v = expf_simd(_mm512_sub_ps(_mm512_loadu_ps(x), _mm512_set1_ps(mx)));
+  _mm512_storeu_ps(x, v);
+  return _mm512_reduce_add_ps(v);
+}
+
+inline float lanes_sum(const float* lanes, int64_t dim, int64_t d) {
+  const __m512i stride =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(static_cast<int>(dim)));
+  return _mm512_reduce_add_ps(_mm512_i32gather_ps(stride, lanes + d, 4));
+}
+
+inline void fma_row(float p, const float* row, float* acc, int64_t dim) {
+  const __m512 pk = _mm512_set1_ps(p);
+  int64_t d = 0;
+  for (; d + 16 <= dim; d += 16)
+    _mm512_storeu_ps(acc + d,
+                     _mm512_fmadd_ps(pk, _mm512_loadu_ps(row + d), _mm512_loadu_ps(acc + d)));
+  for (; d < dim; ++d) acc[d] = std::fma(p, row[d], acc[d]);
+}
+#else
+// ggml_v_expf (AVX2 + FMA): the same polynomial as the AVX-512 version, but built without
+// scalef, so its bits differ from that one's — and equal llama.cpp's AVX2 build.
+inline __m256 expf_simd(__m256 x) {
+  const __m256 r = _mm256_set1_ps(0x1.8p23f);
+  const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+  const __m256 n = _mm256_sub_ps(z, r);
+  const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+  const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+  const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))));
+  const __m256i c = _mm256_castps_si256(
+      _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), n), _mm256_set1_ps(126), _CMP_GT_OQ));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 j = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(
+          _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+          _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+  if (!_mm256_movemask_ps(_mm256_castsi256_ps(c))) return _mm256_fmadd_ps(j, k, k);
+  const __m256i g =
+      _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                       _mm256_set1_epi32(static_cast<int>(0x82000000u)));
+  const __m256 s1 =
+      _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(static_cast<int>(0x7f000000u))));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+  const __m256i d = _mm256_castps_si256(
+      _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), n), _mm256_set1_ps(192), _CMP_GT_OQ));
+  return _mm256_or_ps(
+      _mm256_and_ps(_mm256_castsi256_ps(d), _mm256_mul_ps(s1, s1)),
+      _mm256_andnot_ps(
+          _mm256_castsi256_ps(d),
+          _mm256_or_ps(
+              _mm256_and_ps(_mm256_castsi256_ps(c), _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1)),
+              _mm256_andnot_ps(_mm256_castsi256_ps(c), _mm256_fmadd_ps(k, j, k)))));
+}
+
+inline float exp_chunk(float* x, float mx) {
+  const __m256 v = expf_simd(_mm256_sub_ps(_mm256_loadu_ps(x), _mm256_set1_ps(mx)));
+  _mm256_storeu_ps(x, v);
+  return hsum8(v);
+}
+
+inline float lanes_sum(const float* lanes, int64_t dim, int64_t d) {
+  const __m256i stride = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                            _mm256_set1_epi32(static_cast<int>(dim)));
+  return hsum8(_mm256_i32gather_ps(lanes + d, stride, 4));
+}
+
+inline void fma_row(float p, const float* row, float* acc, int64_t dim) {
+  const __m256 pk = _mm256_set1_ps(p);
+  int64_t d = 0;
+  for (; d + 8 <= dim; d += 8)
+    _mm256_storeu_ps(acc + d,
+                     _mm256_fmadd_ps(pk, _mm256_loadu_ps(row + d), _mm256_loadu_ps(acc + d)));
+  for (; d < dim; ++d) acc[d] = std::fma(p, row[d], acc[d]);
+}
+#endif
+
 }  // namespace
 
 void weighted_sum_lanes(const float* p, const float* const* rows, int64_t n, int64_t dim,
                         float* lanes, float* out) {
-  std::fill(lanes, lanes + 16 * dim, 0.0f);
+  std::fill(lanes, lanes + kSimdFloats * dim, 0.0f);
   for (int64_t k = 0; k < n; ++k) {
     if (p[k] == 0.0f) continue;  // fma(0, v, acc) == acc: skipping is exact
-    const __m512 pk = _mm512_set1_ps(p[k]);
-    float* acc = lanes + (k % 16) * dim;
-    int64_t d = 0;
-    for (; d + 16 <= dim; d += 16)
-      _mm512_storeu_ps(acc + d,
-                       _mm512_fmadd_ps(pk, _mm512_loadu_ps(rows[k] + d), _mm512_loadu_ps(acc + d)));
-    for (; d < dim; ++d) acc[d] = std::fma(p[k], rows[k][d], acc[d]);
+    fma_row(p[k], rows[k], lanes + (k % kSimdFloats) * dim, dim);
   }
-  const __m512i stride =
-      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                         _mm512_set1_epi32(static_cast<int>(dim)));
-  for (int64_t d = 0; d < dim; ++d)
-    out[d] = _mm512_reduce_add_ps(_mm512_i32gather_ps(stride, lanes + d, 4));
+  for (int64_t d = 0; d < dim; ++d) out[d] = lanes_sum(lanes, dim, d);
 }
 
 void softmax(float* x, int64_t n) {
-  // ggml_vec_soft_max_f32: exp in 16-wide chunks from index 0, each chunk's sum added in double.
+  // ggml_vec_soft_max_f32: exp in SIMD-wide chunks from index 0, each chunk's sum added in double.
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
   double sum = 0.0;
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 v = expf16(_mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(mx)));
-    _mm512_storeu_ps(x + i, v);
-    sum += static_cast<double>(_mm512_reduce_add_ps(v));
-  }
+  for (; i + kSimdFloats <= n; i += kSimdFloats) sum += static_cast<double>(exp_chunk(x + i, mx));
   for (; i < n; ++i) {
     const float e = std::exp(x[i] - mx);
     x[i] = e;

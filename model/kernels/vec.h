@@ -1,5 +1,7 @@
 #pragma once
-// Small vector kernels of the decoder (AVX-512), each tested against a plain loop in test_vec.cpp.
+// Small vector kernels of the decoder (AVX-512 or AVX2, model/kernels/isa.h), each tested against a
+// plain loop in test_vec.cpp. Where llama.cpp's order depends on the ISA, kSimdFloats (16 or 8)
+// is the lane count.
 #include <cstdint>
 
 namespace rawflow::vec {
@@ -14,11 +16,11 @@ void rms_norm(const float* x, const float* w, float eps, int64_t n, float* out);
 // out[i] = gelu_tanh(gate[i]) * up[i], GELU evaluated as llama.cpp does: the input rounded to
 // fp16, the result taken from a table of fp16 values (exact below −10 and above 10).
 void geglu_tanh(const float* gate, const float* up, float* out, int64_t n);
-// In-place softmax over n scores (ggml_vec_soft_max_f32's order: 16-wide chunks from index 0).
-// -inf entries become 0.
+// In-place softmax over n scores (ggml_vec_soft_max_f32's order: kSimdFloats-wide chunks from
+// index 0). -inf entries become 0.
 void softmax(float* x, int64_t n);
 // out[d] = Σ_k p[k]·rows[k][d], accumulated as llama.cpp's tinyBLAS does: one accumulator per
-// lane k mod 16 over the keys, then a 16-lane horizontal sum. `lanes` is scratch of 16·dim floats.
+// lane k mod kSimdFloats over the keys, then a horizontal sum. `lanes` is scratch of 16·dim floats.
 void weighted_sum_lanes(const float* p, const float* const* rows, int64_t n, int64_t dim,
                         float* lanes, float* out);
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "model/attention_mask.h"
 #include "model/error.h"
 #include "model/kernels/vec.h"
 #include "model/quant.h"
@@ -235,16 +236,17 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
         const int64_t first_new = base[c];
         // Keys visible to this query (spec §2.8): causal, plus the window on sliding layers,
         // plus the rest of its own image block where bidirectional attention applies.
-        const int64_t lo = sliding ? std::max<int64_t>(0, p - window + 1) : 0;
-        int64_t hi = p;
+        int64_t block_end = -1;
         const int64_t i = r - row0[c];
         if (bidir_here && !ch.block_ids.empty() && ch.block_ids[i] >= 0) {
           int64_t e = i;
           while (e + 1 < static_cast<int64_t>(ch.tokens.size()) &&
                  ch.block_ids[e + 1] == ch.block_ids[i])
             ++e;
-          hi = base[c] + e;
+          block_end = base[c] + e;
         }
+        const KeyRange keys = visible_keys(p, sliding, window, block_end);
+        const int64_t lo = keys.lo, hi = keys.hi;
         // Scores are laid out in 16-key groups aligned on absolute positions, masked keys at
         // -inf, as llama.cpp's softmax and weighted sum see its cache (cell = position): the
         // sums then group the same terms and round the same way.

@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""RTSP test server for rawflow's live-source tests (run with Debian's /usr/bin/python3, which has
+python3-gi and GstRtspServer).
+
+    rtsp_server.py PORT [--audio aac|pcmu|opus|none] [--size WxH] [--fps N] [--mount /live]
+
+Serves H.264 video (videotestsrc, x264enc tune=zerolatency, one keyframe a second, SPS/PPS with
+every keyframe) and a 440 Hz test tone on rtsp://127.0.0.1:PORT/MOUNT, over TCP or UDP as the client
+asks. PORT 0 picks a free port. Prints one line "READY <port> <url>" on stdout once it listens; a
+test reads it instead of sleeping. Each client gets its own pipeline (not shared), so every session
+starts with a keyframe. Stop it with a signal; SIGSTOP/SIGCONT freeze and resume it. It exits by
+itself when the process that started it dies.
+"""
+import argparse
+import os
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+AUDIO = {
+    "aac": "audioconvert ! avenc_aac bitrate=64000 ! rtpmp4gpay name=pay1 pt=97",
+    "pcmu": "audioresample ! audio/x-raw,rate=8000 ! audioconvert ! mulawenc ! rtppcmupay name=pay1 pt=0",
+    "opus": "audioconvert ! opusenc ! rtpopuspay name=pay1 pt=97",
+}
+
+
+def launch_line(args):
+    w, h = args.size.split("x")
+    video = (
+        f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate={args.fps}/1 "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} "
+        f"! rtph264pay name=pay0 pt=96 config-interval=1"
+    )
+    if args.audio == "none":
+        return f"( {video} )"
+    audio = (
+        "audiotestsrc is-live=true wave=sine freq=440 volume=0.3 ! audio/x-raw,rate=48000,channels=2 ! "
+        + AUDIO[args.audio]
+    )
+    return f"( {video} {audio} )"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("port", type=int)
+    p.add_argument("--audio", choices=["aac", "pcmu", "opus", "none"], default="aac")
+    p.add_argument("--size", default="320x240")
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--mount", default="/live")
+    args = p.parse_args()
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch_line(args))
+    factory.set_shared(False)
+    server.get_mount_points().add_factory(args.mount, factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        return 1
+    port = server.get_bound_port()
+    print(f"READY {port} rtsp://127.0.0.1:{port}{args.mount}", flush=True)
+    loop = GLib.MainLoop()
+
+    # A test killed before it could stop its server must not leave the server running: exit once
+    # the parent process is gone (we are then re-parented).
+    parent = os.getppid()
+
+    def parent_alive():
+        if os.getppid() != parent:
+            loop.quit()
+            return False
+        return True
+
+    GLib.timeout_add(250, parent_alive)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

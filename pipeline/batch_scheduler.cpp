@@ -1,0 +1,509 @@
+#include "pipeline/batch_scheduler.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "model/chat.h"
+#include "model/error.h"
+
+namespace rawflow::pipeline {
+
+namespace {
+
+double ms_between(SteadyClock::time_point a, SteadyClock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+GenerationResult result_of(const GenerationRequest& r) {
+  GenerationResult res;
+  res.id = r.id;
+  res.stream = r.stream;
+  res.task = r.task;
+  res.prompt_tokens = static_cast<int64_t>(r.prompt.size());
+  return res;
+}
+
+std::string request_name(const GenerationRequest& r) {
+  return "request " + std::to_string(r.id) + " (" + r.stream + "/" + r.task + ")";
+}
+
+// What one sequence does with its logits row: the next token, or why it ends.
+struct Outcome {
+  bool done = false;
+  GenerationStatus status = GenerationStatus::Stop;
+  std::string error;
+};
+
+}  // namespace
+
+std::string_view to_string(GenerationStatus s) {
+  switch (s) {
+    case GenerationStatus::Stop:
+      return "stop";
+    case GenerationStatus::MaxTokens:
+      return "max_tokens";
+    case GenerationStatus::Deadline:
+      return "deadline";
+    case GenerationStatus::Dropped:
+      return "dropped";
+    case GenerationStatus::Error:
+      return "error";
+    case GenerationStatus::Cancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+size_t kv_cache_bytes_estimate(const Gemma4Config& cfg, int64_t positions) {
+  size_t bytes = 0;
+  for (int64_t il = 0; il < cfg.n_layer; ++il) {
+    const Gemma4LayerGeometry g = cfg.layer(il);
+    const int64_t slots = g.sliding ? std::min(positions, cfg.sliding_window) : positions;
+    // K and V are both stored, also on K=V layers (KvCache keeps one layout for all layers).
+    bytes += 2 * static_cast<size_t>(slots * g.n_kv_head * g.head_dim) * sizeof(float);
+  }
+  return bytes;
+}
+
+// A request waiting for a slot.
+struct BatchScheduler::Queued {
+  GenerationRequest req;
+  std::vector<int32_t> stops;
+  size_t kv_estimate = 0;
+};
+
+// A running request: its cache, sampler and text so far.
+struct BatchScheduler::Sequence {
+  Sequence(Queued q, const Gemma4Text& model, const Tokenizer& tok)
+      : req(std::move(q.req)),
+        stops(std::move(q.stops)),
+        kv_estimate(q.kv_estimate),
+        cache(model.config()),
+        sampler(req.sampling),
+        detok(tok),
+        result(result_of(req)) {
+    result.kv_estimate_bytes = kv_estimate;
+  }
+  GenerationRequest req;
+  std::vector<int32_t> stops;
+  size_t kv_estimate;
+  KvCache cache;
+  Sampler sampler;
+  StreamingDetokenizer detok;
+  GenerationResult result;
+  size_t prefilled = 0;     // prompt tokens in the cache
+  size_t chunk_end = 0;     // prompt end of the chunk in the current forward
+  int32_t next_token = -1;  // the last sampled token, fed by the next decode step
+  bool prefilling() const { return prefilled < req.prompt.size(); }
+};
+
+// A request finished outside a forward (rejected, dropped, expired in the queue, cancelled).
+struct BatchScheduler::Notice {
+  std::function<void(const GenerationResult&)> on_done;
+  GenerationResult result;
+};
+
+BatchScheduler::BatchScheduler(const Gemma4Text& model, const Tokenizer& tokenizer,
+                               SchedulerOptions opt)
+    : model_(model), tok_(tokenizer), opt_(std::move(opt)), default_stops_(stop_ids(tok_.vocab())) {
+  if (opt_.max_batch < 1)
+    throw EngineError("scheduler: max_batch must be at least 1, got " +
+                      std::to_string(opt_.max_batch));
+  if (opt_.prefill_chunk < 1)
+    throw EngineError("scheduler: prefill_chunk must be at least 1, got " +
+                      std::to_string(opt_.prefill_chunk));
+  if (opt_.max_pending_live < 1)
+    throw EngineError(
+        "scheduler: max_pending_live must be at least 1 (0 would drop every live "
+        "request before it could start)");
+  stats_.forwards_by_sequences.assign(static_cast<size_t>(opt_.max_batch) + 1, 0);
+}
+
+BatchScheduler::~BatchScheduler() {
+  try {
+    cancel_all();
+  } catch (...) {
+    // A destructor must not throw; cancel_all() only throws when misused while stepping.
+  }
+}
+
+std::string BatchScheduler::check_request(const GenerationRequest& r) const {
+  const Gemma4Config& cfg = model_.config();
+  const PromptInput& p = r.prompt;
+  const std::string who = request_name(r) + ": ";
+  if (p.tokens.empty()) return who + "empty prompt";
+  if (p.soft_index.size() != p.size() || p.block_ids.size() != p.size())
+    return who + "prompt has " + std::to_string(p.size()) + " tokens but " +
+           std::to_string(p.soft_index.size()) + " soft indices and " +
+           std::to_string(p.block_ids.size()) + " block ids";
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p.tokens[i] < 0 || p.tokens[i] >= cfg.vocab_size)
+      return who + "token id " + std::to_string(p.tokens[i]) + " at prompt position " +
+             std::to_string(i) + " is outside the vocabulary (size " +
+             std::to_string(cfg.vocab_size) + ")";
+    if (p.soft_index[i] >= p.soft_rows())
+      return who + "prompt position " + std::to_string(i) + " uses soft row " +
+             std::to_string(p.soft_index[i]) + " of " + std::to_string(p.soft_rows());
+  }
+  if (p.soft_rows() > 0 && p.hidden != cfg.hidden)
+    return who + "soft rows are " + std::to_string(p.hidden) +
+           " wide, the model's hidden size is " + std::to_string(cfg.hidden);
+  if (r.max_new_tokens < 0)
+    return who + "max_new_tokens is negative (" + std::to_string(r.max_new_tokens) + ")";
+  const int64_t length = static_cast<int64_t>(p.size()) + r.max_new_tokens;
+  if (length > cfg.context_length)
+    return who + "prompt (" + std::to_string(p.size()) + ") + max_new_tokens (" +
+           std::to_string(r.max_new_tokens) + ") exceeds the model's context of " +
+           std::to_string(cfg.context_length) + " tokens";
+  return {};
+}
+
+void BatchScheduler::submit(GenerationRequest req) {
+  const auto now = SteadyClock::now();
+  if (req.created == SteadyClock::time_point{}) req.created = now;
+  PromptInput& p = req.prompt;
+  if (p.soft_index.empty()) p.soft_index.assign(p.size(), -1);
+  if (p.block_ids.empty()) p.block_ids.assign(p.size(), -1);
+
+  std::string error = check_request(req);
+  const size_t estimate = kv_cache_bytes_estimate(
+      model_.config(), static_cast<int64_t>(p.size()) + std::max(0, req.max_new_tokens));
+  if (error.empty() && opt_.kv_budget_bytes > 0 && estimate > opt_.kv_budget_bytes)
+    error = request_name(req) + ": its KV cache needs " + std::to_string(estimate) +
+            " bytes, more than the whole budget of " + std::to_string(opt_.kv_budget_bytes);
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.submitted;
+    if (!error.empty()) {
+      GenerationResult res = result_of(req);
+      res.status = GenerationStatus::Error;
+      res.error = std::move(error);
+      res.queue_ms = ms_between(req.created, now);
+      ++stats_.finished[static_cast<size_t>(GenerationStatus::Error)];
+      notices_.push_back({std::move(req.on_done), std::move(res)});
+    } else {
+      auto q = std::make_unique<Queued>();
+      q->stops = req.stop_ids.empty() ? default_stops_ : req.stop_ids;
+      q->kv_estimate = estimate;
+      const bool live = req.live;
+      q->req = std::move(req);
+      queue_.push_back(std::move(q));
+      if (live) drop_oldest_live_locked(notices_);
+    }
+    publish_gauges_locked();
+  }
+  wake_.notify_all();
+}
+
+void BatchScheduler::drop_oldest_live_locked(std::vector<Notice>& notices) {
+  size_t live = 0;
+  for (const auto& q : queue_) live += q->req.live;
+  const auto now = SteadyClock::now();
+  for (auto it = queue_.begin(); live > opt_.max_pending_live && it != queue_.end();) {
+    if (!(*it)->req.live) {
+      ++it;
+      continue;
+    }
+    GenerationResult res = result_of((*it)->req);
+    res.status = GenerationStatus::Dropped;
+    res.queue_ms = ms_between((*it)->req.created, now);
+    notices.push_back({std::move((*it)->req.on_done), std::move(res)});
+    ++stats_.finished[static_cast<size_t>(GenerationStatus::Dropped)];
+    ++stats_.dropped_pressure;
+    it = queue_.erase(it);
+    --live;
+  }
+}
+
+void BatchScheduler::publish_gauges_locked() {
+  stats_.pending = queue_.size();
+  stats_.pending_live = 0;
+  for (const auto& q : queue_) stats_.pending_live += q->req.live;
+  stats_.pending_file = stats_.pending - stats_.pending_live;
+}
+
+void BatchScheduler::admit(SteadyClock::time_point now, std::vector<Notice>& notices) {
+  std::vector<std::unique_ptr<Queued>> admitted;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if ((*it)->req.deadline > now) {
+        ++it;
+        continue;
+      }
+      GenerationResult res = result_of((*it)->req);
+      res.status = GenerationStatus::Deadline;
+      res.queue_ms = ms_between((*it)->req.created, now);
+      notices.push_back({std::move((*it)->req.on_done), std::move(res)});
+      ++stats_.finished[static_cast<size_t>(GenerationStatus::Deadline)];
+      ++stats_.deadline_in_queue;
+      it = queue_.erase(it);
+    }
+    // First come, first served: a request that does not fit the budget waits at the head of the
+    // queue rather than being overtaken forever by smaller ones.
+    while (!queue_.empty() && running_.size() + admitted.size() < size_t(opt_.max_batch)) {
+      const size_t need = queue_.front()->kv_estimate;
+      if (opt_.kv_budget_bytes > 0 && kv_reserved_ + need > opt_.kv_budget_bytes) break;
+      kv_reserved_ += need;
+      admitted.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    publish_gauges_locked();
+  }
+  for (auto& q : admitted)
+    running_.push_back(std::make_unique<Sequence>(std::move(*q), model_, tok_));
+}
+
+void BatchScheduler::deliver(std::vector<Notice>& notices) {
+  for (Notice& n : notices) {
+    if (!n.on_done) continue;
+    try {
+      n.on_done(n.result);
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      ++stats_.callback_errors;
+    }
+  }
+}
+
+void BatchScheduler::partial(Sequence& s, std::string text) {
+  if (text.empty()) return;
+  s.result.text += text;
+  if (!s.req.on_partial) return;
+  TokenDelta d{s.req.id, std::move(text), static_cast<int64_t>(s.result.tokens.size())};
+  try {
+    s.req.on_partial(d);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    ++stats_.callback_errors;
+  }
+}
+
+void BatchScheduler::finish(size_t index, GenerationStatus status, std::string error) {
+  std::unique_ptr<Sequence> s = std::move(running_[index]);
+  running_.erase(running_.begin() + static_cast<ptrdiff_t>(index));
+  kv_reserved_ -= s->kv_estimate;
+  // Bytes held back for an incomplete character are emitted (U+FFFD) so that the partials always
+  // add up to the final text.
+  partial(*s, s->detok.flush());
+  GenerationResult& res = s->result;
+  res.status = status;
+  res.error = std::move(error);
+  res.generated_tokens = static_cast<int64_t>(res.tokens.size());
+  if (res.first_forward == 0) res.queue_ms = ms_between(s->req.created, SteadyClock::now());
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.finished[static_cast<size_t>(status)];
+    if (status == GenerationStatus::Deadline) ++stats_.deadline_running;
+    stats_.active = running_.size();
+    stats_.kv_reserved_bytes = kv_reserved_;
+  }
+  std::vector<Notice> done;
+  done.push_back({std::move(s->req.on_done), std::move(res)});
+  s.reset();  // the cache is freed before the callback runs
+  deliver(done);
+}
+
+void BatchScheduler::expire_running(SteadyClock::time_point now) {
+  for (size_t i = running_.size(); i-- > 0;)
+    if (running_[i]->req.deadline <= now) finish(i, GenerationStatus::Deadline);
+}
+
+void BatchScheduler::run_forward() {
+  std::vector<SequenceChunk> chunks;
+  chunks.reserve(running_.size());
+  ForwardInfo info;
+  for (auto& sp : running_) {
+    Sequence& s = *sp;
+    if (s.prefilling()) {
+      s.chunk_end = s.req.prompt.prefill_cut(s.prefilled, static_cast<size_t>(opt_.prefill_chunk));
+      const LogitsWanted want =
+          s.chunk_end == s.req.prompt.size() ? LogitsWanted::Last : LogitsWanted::None;
+      chunks.push_back(s.req.prompt.chunk(&s.cache, s.prefilled, s.chunk_end, want));
+      ++info.prefill_sequences;
+    } else {
+      chunks.push_back({&s.cache, {s.next_token}, {}, {}, LogitsWanted::Last});
+    }
+    info.rows += static_cast<int64_t>(chunks.back().tokens.size());
+  }
+  info.sequences = static_cast<int>(chunks.size());
+
+  const auto t0 = SteadyClock::now();
+  uint64_t index = 0;
+  {
+    std::lock_guard lock(mutex_);
+    index = stats_.forwards + 1;
+  }
+  for (auto& sp : running_)
+    if (sp->result.first_forward == 0) {
+      sp->result.first_forward = index;
+      sp->result.queue_ms = ms_between(sp->req.created, t0);
+    }
+  ForwardResult out;
+  try {
+    out = model_.forward(chunks, opt_.forward);
+  } catch (const std::exception& e) {
+    // The caches of this forward may be half written: every sequence in it ends.
+    const std::string what = std::string("forward failed: ") + e.what();
+    for (size_t i = running_.size(); i-- > 0;)
+      finish(i, GenerationStatus::Error, request_name(running_[i]->req) + ": " + what);
+    return;
+  }
+  const auto t1 = SteadyClock::now();
+  info.seconds = std::chrono::duration<double>(t1 - t0).count();
+  const double dt_ms = info.seconds * 1e3;
+
+  std::vector<Outcome> outcomes(running_.size());
+  uint64_t prefilled = 0, generated = 0;
+  size_t kv_used = 0;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Sequence& s = *running_[i];
+    s.result.last_forward = index;
+    if (s.prefilling()) {
+      prefilled += s.chunk_end - s.prefilled;
+      s.prefilled = s.chunk_end;
+      s.result.prefill_ms += dt_ms;
+    } else {
+      s.result.decode_ms += dt_ms;
+    }
+    kv_used += s.cache.bytes();
+    if (out.logits[i].empty()) continue;
+    const size_t before = s.result.tokens.size();
+    outcomes[i] = [&]() -> Outcome {
+      if (s.req.max_new_tokens == 0) return {true, GenerationStatus::MaxTokens, {}};
+      int32_t token;
+      try {
+        token = s.sampler.sample(out.logits[i]);
+      } catch (const std::exception& e) {
+        return {true, GenerationStatus::Error, request_name(s.req) + ": sampling: " + e.what()};
+      }
+      if (std::find(s.stops.begin(), s.stops.end(), token) != s.stops.end())
+        return {true, GenerationStatus::Stop, {}};
+      s.result.tokens.push_back(token);
+      partial(s, s.detok.push(token));
+      s.next_token = token;
+      if (static_cast<int64_t>(s.result.tokens.size()) >= s.req.max_new_tokens)
+        return {true, GenerationStatus::MaxTokens, {}};
+      return {};
+    }();
+    generated += s.result.tokens.size() - before;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.forwards;
+    stats_.sequences_in_forwards += static_cast<uint64_t>(info.sequences);
+    stats_.max_sequences_per_forward =
+        std::max<uint64_t>(stats_.max_sequences_per_forward, static_cast<uint64_t>(info.sequences));
+    ++stats_.forwards_by_sequences[static_cast<size_t>(info.sequences)];
+    if (info.prefill_sequences > 0 && info.prefill_sequences < info.sequences)
+      ++stats_.mixed_forwards;
+    stats_.tokens_prefilled += prefilled;
+    stats_.tokens_generated += generated;
+    stats_.forward_seconds += info.seconds;
+    stats_.kv_used_bytes = kv_used;
+    stats_.kv_used_peak_bytes = std::max(stats_.kv_used_peak_bytes, kv_used);
+  }
+  if (opt_.on_forward) {
+    try {
+      opt_.on_forward(info);
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      ++stats_.callback_errors;
+    }
+  }
+  for (size_t i = running_.size(); i-- > 0;)
+    if (outcomes[i].done) finish(i, outcomes[i].status, std::move(outcomes[i].error));
+}
+
+bool BatchScheduler::step() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stepping_)
+      throw EngineError(
+          "scheduler: step() called while another step() runs (one thread drives "
+          "the engine)");
+    stepping_ = true;
+  }
+  struct ClearStepping {
+    BatchScheduler* self;
+    ~ClearStepping() {
+      std::lock_guard lock(self->mutex_);
+      self->stepping_ = false;
+      self->stats_.active = self->running_.size();
+      self->stats_.kv_reserved_bytes = self->kv_reserved_;
+      size_t used = 0;
+      for (const auto& s : self->running_) used += s->cache.bytes();
+      self->stats_.kv_used_bytes = used;
+    }
+  } clear{this};
+
+  const auto now = SteadyClock::now();
+  std::vector<Notice> notices;
+  {
+    std::lock_guard lock(mutex_);
+    notices.swap(notices_);
+  }
+  const size_t running_before = running_.size();
+  expire_running(now);
+  admit(now, notices);
+  deliver(notices);
+  bool did = !notices.empty() || running_.size() != running_before;
+  if (!running_.empty()) {
+    run_forward();
+    expire_running(SteadyClock::now());
+    did = true;
+  }
+  return did;
+}
+
+void BatchScheduler::run(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    if (step()) continue;
+    std::unique_lock lock(mutex_);
+    wake_.wait(lock, stop, [&] { return !queue_.empty() || !notices_.empty(); });
+  }
+}
+
+void BatchScheduler::cancel_all() {
+  std::vector<Notice> notices;
+  {
+    std::lock_guard lock(mutex_);
+    if (stepping_) throw EngineError("scheduler: cancel_all() called while step() runs");
+    notices.swap(notices_);
+    const auto now = SteadyClock::now();
+    for (auto& q : queue_) {
+      GenerationResult res = result_of(q->req);
+      res.status = GenerationStatus::Cancelled;
+      res.queue_ms = ms_between(q->req.created, now);
+      notices.push_back({std::move(q->req.on_done), std::move(res)});
+      ++stats_.finished[static_cast<size_t>(GenerationStatus::Cancelled)];
+    }
+    queue_.clear();
+    publish_gauges_locked();
+  }
+  deliver(notices);
+  for (size_t i = running_.size(); i-- > 0;) finish(i, GenerationStatus::Cancelled);
+}
+
+size_t BatchScheduler::pending() const {
+  std::lock_guard lock(mutex_);
+  return stats_.pending;
+}
+
+size_t BatchScheduler::pending_file() const {
+  std::lock_guard lock(mutex_);
+  return stats_.pending_file;
+}
+
+size_t BatchScheduler::active() const {
+  std::lock_guard lock(mutex_);
+  return stats_.active;
+}
+
+SchedulerStats BatchScheduler::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+}  // namespace rawflow::pipeline

@@ -1,0 +1,203 @@
+#pragma once
+// The decoder's scheduler: one Gemma4Text serving every stream with continuous batching. Each
+// step() is one forward pass holding one decode token of every running sequence and the next
+// prompt chunk of every sequence still prefilling; a finished sequence frees its slot and KV cache
+// at once and a queued request takes it at the next step. docs/scheduler.md explains the step,
+// admission, the KV budget estimate, the drop policy and the stats.
+//
+// Threads: submit(), pending(), active() and stats() may be called from any thread. step() and
+// run() drive the engine and must be called from one thread at a time (the engine runs one forward
+// at a time, with OpenMP inside). Every callback runs on the thread that calls step(), outside the
+// scheduler's lock, so a callback may call submit() or stats().
+//
+// Plain C++ (no TBB): the decoder node wraps it.
+#include <array>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/gemma4_text.h"
+#include "model/multimodal_prompt.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
+
+namespace rawflow::pipeline {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// New text of one request since its previous delta: valid UTF-8, never empty. The deltas of a
+// request, concatenated, equal its final text.
+struct TokenDelta {
+  uint64_t id = 0;
+  std::string text;
+  int64_t generated_tokens = 0;  // so far, including the tokens behind this text
+};
+
+enum class GenerationStatus {
+  Stop,       // a stop id was sampled (it is not part of the text)
+  MaxTokens,  // max_new_tokens generated
+  Deadline,   // the deadline passed; text holds what was generated until then (maybe nothing)
+  Dropped,    // a live request dropped from the queue under pressure, never started
+  Error,      // a bad request or an engine failure; `error` says what
+  Cancelled,  // the scheduler shut down (cancel_all() or its destructor) before it finished
+};
+inline constexpr size_t kGenerationStatusCount = 6;
+std::string_view to_string(GenerationStatus s);
+
+struct GenerationResult {
+  uint64_t id = 0;
+  std::string stream, task;
+  GenerationStatus status = GenerationStatus::Error;
+  std::string text;
+  std::string error;             // Error only
+  std::vector<int32_t> tokens;   // generated ids, without the stop id
+  int64_t prompt_tokens = 0;     // of the request's prompt (prefilled or not)
+  int64_t generated_tokens = 0;  // == tokens.size()
+  // Wall times. queue: request created → start of the first forward that includes it (until the
+  // end for a request that never ran). prefill / decode: the forwards that carried its prompt
+  // chunks / its decode tokens, each counted whole (it shared them with the other sequences).
+  double queue_ms = 0, prefill_ms = 0, decode_ms = 0;
+  // Indices (SchedulerStats::forwards numbering, from 1) of its first and last forward; 0 = none.
+  uint64_t first_forward = 0, last_forward = 0;
+  size_t kv_estimate_bytes = 0;  // what admission reserved for it (kv_cache_bytes_estimate)
+
+  bool ok() const {
+    return status == GenerationStatus::Stop || status == GenerationStatus::MaxTokens;
+  }
+};
+
+struct GenerationRequest {
+  uint64_t id = 0;
+  std::string stream, task;  // carried into the result, for the node's events
+  PromptInput prompt;        // soft_index / block_ids may be left empty for a text-only prompt
+  SamplingParams sampling;
+  int max_new_tokens = 256;
+  std::vector<int32_t> stop_ids;  // empty: stop_ids() of the tokenizer's vocabulary
+  // When the request was made (its queue time starts there); default: when it is submitted.
+  SteadyClock::time_point created{};
+  SteadyClock::time_point deadline = SteadyClock::time_point::max();  // max = none
+  bool live = false;  // live work may be dropped from the queue under pressure; file work never
+  std::function<void(const TokenDelta&)> on_partial;     // optional
+  std::function<void(const GenerationResult&)> on_done;  // optional; called exactly once
+};
+
+// One forward pass, reported to SchedulerOptions::on_forward (e.g. for a metrics histogram).
+struct ForwardInfo {
+  int sequences = 0;          // chunks in the forward
+  int prefill_sequences = 0;  // of which prompt chunks
+  int64_t rows = 0;           // tokens through the forward
+  double seconds = 0;         // wall time of Gemma4Text::forward
+};
+
+struct SchedulerOptions {
+  int max_batch = 4;        // sequences per forward = sequences running at once (≥ 1)
+  int prefill_chunk = 512;  // prompt tokens per sequence per forward; an image block is never cut
+  size_t kv_budget_bytes = 0;    // sum of the running requests' KV estimates; 0 = no limit
+  size_t max_pending_live = 16;  // queued live requests beyond this drop the oldest (≥ 1)
+  ForwardOptions forward;
+  std::function<void(const ForwardInfo&)> on_forward;  // optional, on the stepping thread
+};
+
+// Plain numbers for the metrics layer. Counters only grow; the gauges are as of the last step or
+// submit.
+struct SchedulerStats {
+  uint64_t submitted = 0;
+  uint64_t forwards = 0;
+  uint64_t sequences_in_forwards = 0;  // sum over forwards: mean = this / forwards
+  uint64_t max_sequences_per_forward = 0;
+  std::vector<uint64_t> forwards_by_sequences;  // [n] = forwards with n sequences, n ≤ max_batch
+  uint64_t mixed_forwards = 0;  // forwards holding prompt chunks and decode tokens together
+  uint64_t tokens_prefilled = 0;
+  uint64_t tokens_generated = 0;
+  double forward_seconds = 0;
+  std::array<uint64_t, kGenerationStatusCount> finished{};  // by GenerationStatus
+  uint64_t dropped_pressure = 0;                            // == finished[Dropped]
+  uint64_t deadline_in_queue = 0;                           // expired before their first forward
+  uint64_t deadline_running = 0;  // expired while running (partial text kept)
+  uint64_t callback_errors = 0;   // exceptions thrown by callbacks (caught, counted)
+  size_t active = 0;
+  size_t pending = 0, pending_live = 0, pending_file = 0;
+  size_t kv_reserved_bytes = 0;  // sum of the running requests' estimates
+  size_t kv_used_bytes = 0;      // sum of their caches' KvCache::bytes()
+  size_t kv_used_peak_bytes = 0;
+};
+
+// Bytes of KV cache a sequence of `positions` tokens needs: per layer K and V rows of
+// n_kv_head × head_dim floats, for min(positions, sliding_window) positions on sliding layers and
+// all positions on full layers (spec §2.12). It is what KvCache::bytes() reports when the cache is
+// sized in one step; docs/scheduler.md gives the slack of its incremental growth (up to 2×).
+size_t kv_cache_bytes_estimate(const Gemma4Config& cfg, int64_t positions);
+
+class BatchScheduler {
+ public:
+  // Keeps references to `model` and `tokenizer`. Throws EngineError for bad options.
+  BatchScheduler(const Gemma4Text& model, const Tokenizer& tokenizer, SchedulerOptions opt);
+  // Finishes whatever is left with Cancelled (cancel_all()).
+  ~BatchScheduler();
+  BatchScheduler(const BatchScheduler&) = delete;
+  BatchScheduler& operator=(const BatchScheduler&) = delete;
+
+  // Queues a request; never blocks and never drops file work (the caller applies backpressure
+  // with pending_file()). A live request that brings the queued live requests over
+  // max_pending_live drops the oldest queued live ones. A bad request (empty prompt, id outside the
+  // vocabulary, inconsistent soft rows, longer than the context, KV estimate above the whole
+  // budget) finishes with Error. Its on_done runs on the stepping thread.
+  void submit(GenerationRequest req);
+
+  // One forward over the running sequences after delivering queued notices, expiring deadlines
+  // and admitting queued requests. Returns false when there was nothing to do. Throws EngineError
+  // when called concurrently; engine failures finish the sequences of that forward with Error.
+  bool step();
+  // step() until `stop` is requested, sleeping while there is nothing to do.
+  void run(std::stop_token stop);
+  // Finishes every queued and running request with Cancelled (on the calling thread, which must
+  // not be stepping at the same time).
+  void cancel_all();
+
+  size_t pending() const;       // queued, not yet running
+  size_t pending_file() const;  // of which file (never dropped) requests
+  size_t active() const;        // running
+  SchedulerStats stats() const;
+
+ private:
+  struct Queued;
+  struct Sequence;
+  struct Notice;
+
+  void admit(SteadyClock::time_point now, std::vector<Notice>& notices);
+  void expire_running(SteadyClock::time_point now);
+  void run_forward();
+  void finish(size_t index, GenerationStatus status, std::string error = {});
+  void drop_oldest_live_locked(std::vector<Notice>& notices);
+  void deliver(std::vector<Notice>& notices);
+  void publish_gauges_locked();
+  void partial(Sequence& s, std::string text);
+  std::string check_request(const GenerationRequest& r) const;
+
+  const Gemma4Text& model_;
+  const Tokenizer& tok_;
+  const SchedulerOptions opt_;
+  const std::vector<int32_t> default_stops_;
+
+  mutable std::mutex mutex_;  // guards queue_, notices_, stats_
+  std::condition_variable_any wake_;
+  std::deque<std::unique_ptr<Queued>> queue_;
+  std::vector<Notice> notices_;  // finished outside a forward (dropped, rejected), not delivered
+  SchedulerStats stats_;
+
+  // Owned by the stepping thread.
+  std::vector<std::unique_ptr<Sequence>> running_;
+  size_t kv_reserved_ = 0;
+  bool stepping_ = false;  // under mutex_: a second concurrent step() is an error
+};
+
+}  // namespace rawflow::pipeline

@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kSynthSynopsis =
     "--preset P [--dtype D] [--embd-dtype D] [--seed S] [--vocab tokenizer.json|model.gguf] "
-    "[--format gguf|safetensors] --out PATH";
+    "[--format gguf|safetensors] [--mmproj] [--mmproj-out PATH] [--mmproj-dtype D] --out PATH";
 std::string model_usage() { return std::string("usage: rawflow model synth ") + kSynthSynopsis; }
 
 std::string join_presets() {
@@ -50,6 +50,15 @@ int cmd_synth(const CommandArgs& argv) {
               "real vocabulary (tokenizer.json or .gguf) instead of the synthetic one")
       .option("--format", "", "gguf, or safetensors (--out is then a directory)", "gguf")
       .option("--out", "-o", "output file (gguf) or directory (safetensors)")
+      .flag("--mmproj",
+            "also write the matching vision + audio embedders (gguf: a separate clip file; "
+            "safetensors: into the model directory)")
+      .option("--mmproj-out", "",
+              "gguf: path of the clip file (implies --mmproj; default mmproj-<out file name>)")
+      .option("--mmproj-dtype", "",
+              "f32 f16 bf16: gguf: position table + projections (patch_embd and 1-D tensors "
+              "stay f32); safetensors: every embedder tensor",
+              "f32")
       .flag("--help", "show this help");
   a.parse(argv);
   if (a.flag_set("--help")) {
@@ -82,6 +91,18 @@ int cmd_synth(const CommandArgs& argv) {
   if (!a.has("--out"))
     throw UsageError(std::string("rawflow model synth: --out is required\n") + model_usage());
   o.out = a.get("--out");
+  o.mmproj = a.flag_set("--mmproj") || a.has("--mmproj-out");
+  if (auto v = a.get_opt("--mmproj-out")) {
+    if (o.format == "safetensors")
+      throw UsageError(
+          "rawflow model synth: --mmproj-out is for gguf; with --format safetensors use "
+          "--mmproj (the embedders go into the model directory)");
+    o.mmproj_out = *v;
+  }
+  o.mmproj_dtype = parse_dtype(a, "--mmproj-dtype");
+  if (o.mmproj_dtype != DType::F32 && o.mmproj_dtype != DType::F16 && o.mmproj_dtype != DType::BF16)
+    throw UsageError("rawflow model synth: --mmproj-dtype must be f32, f16 or bf16, not " +
+                     a.get("--mmproj-dtype"));
 
   const SynthReport r = synth_model(o);
   for (const auto& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
@@ -95,6 +116,10 @@ int cmd_synth(const CommandArgs& argv) {
       std::string(dtype_name(o.dtype)).c_str(), embd.c_str(), o.format.c_str(), r.tensor_count,
       static_cast<long long>(r.params), human_bytes(r.bytes).c_str(),
       static_cast<long long>(r.vocab_size));
+  if (o.mmproj)
+    std::printf("embedders (gemma4uv + gemma4ua), %s: %zu tensors, %lld params, %s\n",
+                std::string(dtype_name(o.mmproj_dtype)).c_str(), r.mmproj_tensor_count,
+                static_cast<long long>(r.mmproj_params), human_bytes(r.mmproj_bytes).c_str());
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "model/error.h"
+#include "model/gemma4_mmproj.h"
 #include "model/gguf.h"
 #include "model/quant.h"
 #include "model/safetensors.h"
@@ -85,6 +86,18 @@ double post_norm_mean(const SynthPreset& p, int64_t vocab_size) {
 // scores of random q, k ≈ N(0, 2²) at every head width (the released 12B: q_norm ≈1, k_norm ≈0.12).
 double k_norm_mean(int64_t head_dim) { return 2.0 / std::sqrt(static_cast<double>(head_dim)); }
 constexpr double kNormRelNoise = 0.1;
+// Embedder LayerNorm biases and the patch_dense bias: small against the unit-variance rows.
+constexpr double kBiasStd = 0.1;
+// Each position row adds this std per element to the unit-variance LayerNorm'd patch embedding,
+// so position carries 2·0.5² / (1 + 2·0.5²) = 1/3 of the variance: swapping positions visibly
+// changes a soft token, as it must for tests of the x/y order to mean something.
+constexpr double kPositionStd = 0.5;
+// The projections take a unit-RMS row (weightless RMSNorm) to soft tokens whose elements have the
+// std of a scaled text embedding row, E[id]·√hidden, i.e. logit_std: the decoder sees soft and
+// text tokens at the same magnitude, as in the released model.
+double soft_token_projection_std(int64_t in, int64_t vocab_size) {
+  return logit_std(vocab_size) / std::sqrt(static_cast<double>(in));
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -118,6 +131,15 @@ class TensorValues {
       case SynthInit::OutputScale:
       case SynthInit::RopeFreqs:
         break;
+      case SynthInit::Bias:
+        std_ = kBiasStd;
+        break;
+      case SynthInit::PositionTable:
+        std_ = kPositionStd;
+        break;
+      case SynthInit::SoftTokenProjection:
+        std_ = soft_token_projection_std(t.ne[0], vocab_size);
+        break;
     }
     rotated_pairs_ = p.rope_full_rotated_pairs;
   }
@@ -131,7 +153,11 @@ class TensorValues {
     switch (t_.init) {
       case SynthInit::Embedding:
       case SynthInit::Matrix:
+      case SynthInit::PositionTable:
+      case SynthInit::SoftTokenProjection:
         return static_cast<float>(std_ * unit_noise(key_, i));
+      case SynthInit::Bias:
+        return round_to_bf16_grid(static_cast<float>(std_ * unit_noise(key_, i)));
       case SynthInit::Norm:
       case SynthInit::KNorm:
       case SynthInit::PostNorm:
@@ -578,10 +604,139 @@ nlohmann::json hf_tokenizer(const Vocab& v) {
   };
 }
 
+// `mmproj-<file name>` next to the text model unless given (llama.cpp's naming).
+std::string mmproj_gguf_path(const SynthOptions& o) {
+  if (!o.mmproj_out.empty()) return o.mmproj_out;
+  const std::filesystem::path out(o.out);
+  return (out.parent_path() / ("mmproj-" + out.filename().string())).string();
+}
+
 void write_json(const std::string& path, const nlohmann::json& j) {
   std::ofstream f(path, std::ios::binary);
   f << j.dump(2) << "\n";
   if (!f) throw ModelFileError(path + ": cannot write");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multimodal embedders (spec §3.3, §4, §7.3–7.4).
+
+// The values of a tensor in its HF layout, generated on a few threads (patch_dense of 12b-2l has
+// 26.5 M elements).
+std::vector<float> embedder_values(const SynthPreset& p, int64_t vocab_size, const SynthTensor& t,
+                                   uint64_t seed) {
+  std::vector<float> v(static_cast<size_t>(t.nelements()));
+  const TensorValues gen(p, vocab_size, t, seed);
+  const int64_t row = t.ne[0];
+  parallel_rows(t.nelements() / row, row, [&](int64_t r0, int64_t r1) {
+    gen.fill(r0 * row, (r1 - r0) * row, v.data() + r0 * row);
+  });
+  return v;
+}
+
+std::vector<uint8_t> encode_values(const std::vector<float>& v, DType dtype) {
+  if (dtype == DType::F32) {
+    std::vector<uint8_t> out(v.size() * sizeof(float));
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+  }
+  std::vector<uint8_t> out(v.size() * 2);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const uint16_t h = dtype == DType::F16 ? f32_to_fp16(v[i]) : f32_to_bf16(v[i]);
+    std::memcpy(out.data() + 2 * i, &h, 2);
+  }
+  return out;
+}
+
+void check_mmproj_dtype(DType d) {
+  if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
+    throw EngineError("model synth: the embedders are stored in f32, f16 or bf16, not " +
+                      std::string(dtype_name(d)));
+}
+
+// GGUF dtypes of llama.cpp's converter (§10.5): patch_embd and 1-D tensors F32, the rest as asked.
+DType mmproj_gguf_dtype(const SynthTensor& t, DType dtype) {
+  if (t.gguf_name == "v.patch_embd.weight" || t.ne.size() == 1) return DType::F32;
+  return dtype;
+}
+
+// Every key llama.cpp's clip loader requires for both modalities (§7.3, §10.8), with the released
+// file's values where they do not depend on the preset.
+void write_mmproj_metadata(GgufWriter& w, const SynthPreset& p, DType dtype) {
+  w.set_string("general.architecture", "clip");
+  w.set_string("general.name", "rawflow-synth-" + p.name + "-mmproj");
+  w.set_u32("general.file_type", llama_ftype(dtype));
+  w.set_bool("clip.has_vision_encoder", true);
+  w.set_bool("clip.has_audio_encoder", true);
+  w.set_string("clip.vision.projector_type", "gemma4uv");
+  w.set_string("clip.audio.projector_type", "gemma4ua");
+  w.set_u32("clip.vision.image_size", 224);  // placeholder, unused by gemma4uv
+  w.set_u32("clip.vision.patch_size", 16);   // the loader multiplies it by 3
+  w.set_u32("clip.vision.embedding_length", static_cast<uint32_t>(p.vision_dim));
+  w.set_u32("clip.vision.projection_dim", static_cast<uint32_t>(p.hidden));
+  w.set_u32("clip.vision.block_count", 0);
+  w.set_u32("clip.vision.feed_forward_length", 0);
+  w.set_u32("clip.vision.attention.head_count", 0);
+  w.set_f32("clip.vision.attention.layer_norm_epsilon", 1e-6f);
+  w.set_array_f32("clip.vision.image_mean", {0.0f, 0.0f, 0.0f});
+  w.set_array_f32("clip.vision.image_std", {1.0f, 1.0f, 1.0f});
+  w.set_u32("clip.audio.embedding_length", static_cast<uint32_t>(kAudioFrameSamples));
+  w.set_u32("clip.audio.projection_dim", static_cast<uint32_t>(p.hidden));
+  w.set_u32("clip.audio.num_mel_bins", 128);  // stale in the release; the loader uses 640
+  w.set_u32("clip.audio.block_count", 0);
+  w.set_u32("clip.audio.feed_forward_length", 0);
+  w.set_u32("clip.audio.attention.head_count", 0);
+  w.set_f32("clip.audio.attention.layer_norm_epsilon", 1e-6f);
+}
+
+void write_mmproj_gguf(const SynthOptions& o, const SynthPreset& p, int64_t vocab_size,
+                       const std::string& path, SynthReport& report) {
+  GgufWriter w;
+  write_mmproj_metadata(w, p, o.mmproj_dtype);
+  for (const auto& t : synth_mmproj_plan(p)) {
+    std::vector<int64_t> ne;
+    const auto values = synth_mmproj_gguf_layout(t, embedder_values(p, vocab_size, t, o.seed), &ne);
+    const DType dt = mmproj_gguf_dtype(t, o.mmproj_dtype);
+    const auto bytes = encode_values(values, dt);
+    w.add_tensor(t.gguf_name, dt, ne, bytes.data(), bytes.size());
+    report.mmproj_bytes += bytes.size();
+    report.mmproj_params += t.nelements();
+    ++report.mmproj_tensor_count;
+  }
+  w.write(path);
+  report.files.push_back(path);
+}
+
+// Google's on-disk tensors (HF layout), every one in `mmproj_dtype` as in the BF16 release.
+void add_mmproj_safetensors(SafetensorsWriter& w, const SynthOptions& o, const SynthPreset& p,
+                            int64_t vocab_size, SynthReport& report) {
+  for (const auto& t : synth_mmproj_plan(p)) {
+    auto bytes = encode_values(embedder_values(p, vocab_size, t, o.seed), o.mmproj_dtype);
+    report.mmproj_bytes += bytes.size();
+    report.mmproj_params += t.nelements();
+    ++report.mmproj_tensor_count;
+    w.add_tensor(t.hf_name, o.mmproj_dtype, std::vector<int64_t>(t.ne.rbegin(), t.ne.rend()),
+                 std::move(bytes));
+  }
+}
+
+// `vision_config` and `audio_config` of config.json (spec §1.2, §1.3) with the preset's dims.
+void add_mmproj_config(nlohmann::json& cfg, const SynthPreset& p) {
+  cfg["vision_config"] = {
+      {"model_type", "gemma4_unified_vision"},
+      {"patch_size", 16},
+      {"pooling_kernel_size", 3},
+      {"model_patch_size", kPatchSide},
+      {"mm_embed_dim", p.vision_dim},
+      {"mm_posemb_size", p.position_rows},
+      {"output_proj_dims", p.hidden},
+      {"num_soft_tokens", 280},
+      {"rms_norm_eps", 1e-6},
+  };
+  cfg["audio_config"] = {
+      {"model_type", "gemma4_unified_audio"}, {"audio_embed_dim", kAudioFrameSamples},
+      {"hidden_size", kAudioFrameSamples},    {"audio_samples_per_token", kAudioFrameSamples},
+      {"output_proj_dims", p.hidden},         {"rms_norm_eps", 1e-6},
+  };
 }
 
 SynthPreset make_preset(std::string name, int64_t hidden, int64_t ffn, int64_t n_head,
@@ -604,6 +759,8 @@ SynthPreset make_preset(std::string name, int64_t hidden, int64_t ffn, int64_t n
   p.rope_full_rotated_pairs = static_cast<int64_t>(0.25 * static_cast<double>(hd_full) / 2.0);
   p.vocab_size = vocab;
   p.context_length = ctx;
+  p.vision_dim = hidden;
+  p.position_rows = 1120;
   return p;
 }
 
@@ -670,6 +827,60 @@ std::vector<SynthTensor> synth_tensor_plan(const SynthPreset& p, int64_t vocab_s
   return t;
 }
 
+std::vector<SynthTensor> synth_mmproj_plan(const SynthPreset& p) {
+  const int64_t d = p.vision_dim, h = p.hidden, pv = kPatchValues;
+  const std::string v = "model.vision_embedder.";
+  return {
+      {"v.patch_norm.1.weight", v + "patch_ln1.weight", {pv}, SynthInit::Norm},
+      {"v.patch_norm.1.bias", v + "patch_ln1.bias", {pv}, SynthInit::Bias},
+      {"v.patch_embd.weight", v + "patch_dense.weight", {pv, d}, SynthInit::Matrix},
+      {"v.patch_embd.bias", v + "patch_dense.bias", {d}, SynthInit::Bias},
+      {"v.patch_norm.2.weight", v + "patch_ln2.weight", {d}, SynthInit::Norm},
+      {"v.patch_norm.2.bias", v + "patch_ln2.bias", {d}, SynthInit::Bias},
+      {"v.position_embd.weight",
+       v + "pos_embedding",
+       {d, 2, p.position_rows},
+       SynthInit::PositionTable},
+      {"v.patch_norm.3.weight", v + "pos_norm.weight", {d}, SynthInit::Norm},
+      {"v.patch_norm.3.bias", v + "pos_norm.bias", {d}, SynthInit::Bias},
+      {"mm.input_projection.weight",
+       "model.embed_vision.embedding_projection.weight",
+       {d, h},
+       SynthInit::SoftTokenProjection},
+      {"mm.a.input_projection.weight",
+       "model.embed_audio.embedding_projection.weight",
+       {kAudioFrameSamples, h},
+       SynthInit::SoftTokenProjection},
+  };
+}
+
+std::vector<float> synth_mmproj_gguf_layout(const SynthTensor& t, const std::vector<float>& hf,
+                                            std::vector<int64_t>* gguf_ne) {
+  if (gguf_ne) *gguf_ne = t.ne;
+  const bool patch_vector = t.gguf_name == "v.patch_norm.1.weight" ||
+                            t.gguf_name == "v.patch_norm.1.bias" ||
+                            t.gguf_name == "v.patch_embd.weight";
+  if (patch_vector) {  // HWC → CHW along ne[0] (§7.4 perm)
+    std::vector<float> out(hf.size());
+    const int64_t rows = t.nelements() / kPatchValues;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < kPatchValues; ++i)
+        out[r * kPatchValues + i] = hf[r * kPatchValues + patch_hwc_index(i)];
+    return out;
+  }
+  if (t.gguf_name == "v.position_embd.weight") {  // [P][2][D] → [2][P][D]
+    const int64_t d = t.ne[0], rows = t.ne[2];
+    if (gguf_ne) *gguf_ne = {d, rows, 2};
+    std::vector<float> out(hf.size());
+    for (int64_t pos = 0; pos < rows; ++pos)
+      for (int64_t axis = 0; axis < 2; ++axis)
+        std::memcpy(out.data() + (axis * rows + pos) * d, hf.data() + (pos * 2 + axis) * d,
+                    static_cast<size_t>(d) * sizeof(float));
+    return out;
+  }
+  return hf;
+}
+
 std::vector<float> synth_tensor_values(const SynthPreset& p, int64_t vocab_size,
                                        const SynthTensor& t, uint64_t seed) {
   std::vector<float> v(static_cast<size_t>(t.nelements()));
@@ -724,6 +935,12 @@ SynthReport synth_model(const SynthOptions& o) {
   if (o.out.empty()) throw EngineError("model synth: no output path");
   const DType embd = o.embd_dtype ? *o.embd_dtype : o.dtype == DType::Q4_0 ? DType::Q6_K : o.dtype;
   const bool st = o.format == "safetensors";
+  const bool mmproj = o.mmproj || !o.mmproj_out.empty();
+  if (mmproj) check_mmproj_dtype(o.mmproj_dtype);
+  if (st && !o.mmproj_out.empty())
+    throw EngineError(
+        "model synth: mmproj_out is for gguf; safetensors puts the embedders into the model "
+        "directory");
   if (st) {
     for (DType d : {o.dtype, embd})
       if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
@@ -752,6 +969,7 @@ SynthReport synth_model(const SynthOptions& o) {
     }
     w.write(o.out);
     report.files.push_back(o.out);
+    if (mmproj) write_mmproj_gguf(o, p, n_vocab, mmproj_gguf_path(o), report);
     return report;
   }
 
@@ -773,15 +991,33 @@ SynthReport synth_model(const SynthOptions& o) {
     std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
     w.add_tensor(t.hf_name, dt, std::move(shape), std::move(bytes));
   }
+  if (mmproj) add_mmproj_safetensors(w, o, p, n_vocab, report);
   const std::string st_path = (fs::path(o.out) / "model.safetensors").string();
   w.write(st_path);
   const std::string cfg_path = (fs::path(o.out) / "config.json").string();
-  write_json(cfg_path, hf_config(p, vocab, o.dtype));
+  nlohmann::json cfg = hf_config(p, vocab, o.dtype);
+  if (mmproj) add_mmproj_config(cfg, p);
+  write_json(cfg_path, cfg);
   const std::string tok_path = (fs::path(o.out) / "tokenizer.json").string();
   write_json(tok_path, hf_tokenizer(vocab));
   report.files.push_back(cfg_path);
   report.files.push_back(tok_path);
   report.files.push_back(st_path);
+  return report;
+}
+
+SynthReport synth_mmproj(const SynthOptions& o) {
+  const SynthPreset p = synth_preset(o.preset);
+  if (o.format != "gguf")
+    throw EngineError("model synth: a separate embedder file is written as gguf only");
+  if (o.mmproj_out.empty()) throw EngineError("model synth: no mmproj output path");
+  check_mmproj_dtype(o.mmproj_dtype);
+  SynthReport report;
+  // The vocabulary only sets the soft-token scale; the synthetic one need not be built.
+  report.vocab_size = o.vocab_path.empty()
+                          ? p.vocab_size
+                          : static_cast<int64_t>(load_vocab(o, p, report.notes).size());
+  write_mmproj_gguf(o, p, report.vocab_size, o.mmproj_out, report);
   return report;
 }
 

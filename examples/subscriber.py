@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Print rawflow results published over ZeroMQ (docs/results.md).
+
+    /usr/bin/python3 examples/subscriber.py --endpoint tcp://127.0.0.1:5556 --topic lobby/
+
+Each message is two frames: the topic ("<stream>/<task>" by default) and one JSON object.
+Subscriptions match topic prefixes: "lobby/" is every task of stream lobby, "" is everything.
+Needs python3-zmq (Debian's /usr/bin/python3 has it).
+"""
+import argparse
+import json
+import sys
+
+import zmq
+
+SCHEMA_VERSION = 1  # the schema this script was written for
+
+
+def describe(topic, event):
+    """One readable line per event."""
+    kind = event.get("kind")
+    span = "%.1f\u2013%.1fs" % (event.get("media_start", 0.0), event.get("media_end", 0.0))
+    if kind == "final":
+        return "%s [%s] %s" % (topic, span, event.get("text", ""))
+    if kind == "partial":
+        return "%s [%s partial] %s" % (topic, span, event.get("text", ""))
+    if kind == "gap":
+        return "%s [gap %s]" % (topic, span)
+    if kind == "error":
+        return "%s [error] %s" % (topic, event.get("error", ""))
+    if kind == "stats":
+        return "%s [stats] %s" % (topic, json.dumps(event.get("stats", {})))
+    # A newer publisher may add kinds: show them rather than fail (docs/results.md, compatibility).
+    return "%s [%s] %s" % (topic, kind, event.get("text", ""))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:5556",
+                        help="where rawflow publishes (default: %(default)s)")
+    parser.add_argument("--topic", action="append",
+                        help="topic prefix to subscribe to; repeatable (default: everything)")
+    parser.add_argument("--finals-only", action="store_true", help="skip partial results")
+    parser.add_argument("--json", action="store_true", help="print the JSON objects as received")
+    parser.add_argument("--count", type=int, default=0,
+                        help="exit after printing this many events (default: run until Ctrl-C)")
+    args = parser.parse_args()
+
+    context = zmq.Context()
+    socket = context.socket(zmq.SUB)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(args.endpoint)
+    for prefix in args.topic or [""]:
+        socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    printed = 0
+    warned = False
+    try:
+        while args.count <= 0 or printed < args.count:
+            frames = socket.recv_multipart()
+            if len(frames) != 2:
+                print("ignoring a message of %d frames" % len(frames), file=sys.stderr)
+                continue
+            topic = frames[0].decode("utf-8", "replace")
+            event = json.loads(frames[1])
+            if event.get("schema", 0) > SCHEMA_VERSION and not warned:
+                print("note: schema %s is newer than %d; unknown fields are ignored"
+                      % (event["schema"], SCHEMA_VERSION), file=sys.stderr)
+                warned = True
+            if args.finals_only and event.get("kind") == "partial":
+                continue
+            print(frames[1].decode() if args.json else describe(topic, event), flush=True)
+            printed += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        socket.close()
+        context.term()
+
+
+if __name__ == "__main__":
+    main()

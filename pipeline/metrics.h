@@ -1,0 +1,144 @@
+#pragma once
+// Counters, gauges and histograms with labels, rendered as Prometheus text (exposition format
+// 0.0.4) for /metrics and as JSON for `stats` events. docs/metrics.md lists every metric rawflow
+// exports (PipelineMetrics below).
+//
+// Hot paths hold a handle (Counter&, Gauge&, Histogram&) obtained once at set-up: an increment is
+// one relaxed atomic operation, with no lookup and no lock. Registration and rendering take the
+// registry's lock. Handles stay valid as long as the registry.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace rawflow::pipeline {
+
+// Label name → value pairs. Order does not matter: the registry sorts them by name.
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// Only ever goes up (Prometheus counter). Holds a double so seconds can be counted too.
+class Counter {
+ public:
+  void inc(double amount = 1.0) noexcept { value_.fetch_add(amount, std::memory_order_relaxed); }
+  double value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0.0};
+};
+
+// A value that goes up and down (queue depth, rate).
+class Gauge {
+ public:
+  void set(double v) noexcept { value_.store(v, std::memory_order_relaxed); }
+  void add(double delta) noexcept { value_.fetch_add(delta, std::memory_order_relaxed); }
+  double value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0.0};
+};
+
+// Observations counted in fixed buckets chosen at registration (upper bounds, inclusive, strictly
+// increasing; the +Inf bucket is implicit). NaN observations are ignored.
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> upper_bounds);
+  void observe(double v) noexcept;
+
+  struct Snapshot {
+    std::vector<double> upper_bounds;  // without +Inf
+    std::vector<uint64_t> cumulative;  // one per bound, then +Inf (== count)
+    double sum = 0;
+    uint64_t count = 0;
+  };
+  Snapshot snapshot() const;
+  const std::vector<double>& upper_bounds() const { return bounds_; }
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1, not cumulative
+  std::atomic<double> sum_{0.0};
+};
+
+class MetricsRegistry {
+ public:
+  MetricsRegistry();
+  ~MetricsRegistry();
+  MetricsRegistry(const MetricsRegistry&) = delete;
+  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
+
+  // Registers the series (name, labels) on first call; later calls return the same handle.
+  // Throws std::invalid_argument for an invalid metric or label name, a name already registered
+  // with another type, help text or (histograms) other buckets.
+  Counter& counter(std::string_view name, std::string_view help, Labels labels = {});
+  Gauge& gauge(std::string_view name, std::string_view help, Labels labels = {});
+  Histogram& histogram(std::string_view name, std::string_view help,
+                       const std::vector<double>& upper_bounds, Labels labels = {});
+
+  // Prometheus text exposition format 0.0.4: per family `# HELP`, `# TYPE`, then its series, in
+  // registration order.
+  std::string render_prometheus() const;
+  // {"<name>": [{"labels": {...}, "value": v}, ...], ...}; histograms carry count, sum and
+  // buckets [[le, cumulative], ...] instead of value. With `stream` non-empty: only the series
+  // whose `stream` label equals it.
+  std::string render_json(std::string_view stream = {}) const;
+
+ private:
+  struct Series;
+  struct Family;
+  enum class Type { Counter, Gauge, Histogram };
+  Series& series(std::string_view name, std::string_view help, Type type, Labels labels,
+                 const std::vector<double>& upper_bounds);
+
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<Family>> families_;
+};
+
+// Content-Type of render_prometheus()'s text.
+inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+// The metrics rawflow exports, by their documented names (docs/metrics.md). Each accessor
+// registers the series on first use and returns the same handle after: call it at set-up and keep
+// the handle on the hot path.
+class PipelineMetrics {
+ public:
+  explicit PipelineMetrics(MetricsRegistry& registry) : r_(registry) {}
+  MetricsRegistry& registry() { return r_; }
+
+  // Per stream: the source's decoded frames, and those that went into a request.
+  Counter& video_frames_in(std::string_view stream);
+  Counter& video_frames_used(std::string_view stream);
+  Counter& audio_frames_in(std::string_view stream);  // 40 ms frames from the framer
+  Counter& audio_frames_used(std::string_view stream);
+  // Units thrown away: `unit` is video_frame, audio_frame or request; `reason` e.g. queue_full,
+  // deadline, decode_error, shutdown.
+  Counter& dropped(std::string_view stream, std::string_view unit, std::string_view reason);
+  // Items waiting in one of the stream's queues (`queue` e.g. requests, video, audio).
+  Gauge& queue_depth(std::string_view stream, std::string_view queue);
+  Counter& reconnects(std::string_view stream);
+  Counter& gaps(std::string_view stream);
+  Counter& gap_seconds(std::string_view stream);
+
+  // Per stream and task: request made → final result.
+  Histogram& request_latency(std::string_view stream, std::string_view task);
+  Counter& prompt_tokens(std::string_view stream, std::string_view task);
+  Counter& generated_tokens(std::string_view stream, std::string_view task);
+
+  // Engine-wide.
+  Histogram& sequences_per_forward();
+  Counter& forward_seconds();         // wall time inside the engine's forward calls
+  Gauge& decode_tokens_per_second();  // set by the decoder node over its last report interval
+
+  // Per sink (zmq, jsonl, stdout).
+  Counter& sink_published(std::string_view sink);
+  Counter& sink_dropped(std::string_view sink, std::string_view reason);
+  Gauge& sink_queue_depth(std::string_view sink);
+
+ private:
+  MetricsRegistry& r_;
+};
+
+}  // namespace rawflow::pipeline

@@ -1,10 +1,15 @@
-// rawflow inspect: what a model file holds — metadata, tensors, dtypes, sizes, parameter count.
+// rawflow inspect: what a model file holds — metadata, tensors, dtypes, sizes, parameter count —
+// or a media file's streams, or the soft tokens a projector makes of an image or audio file.
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "media/decode.h"
+#include "media/embed.h"
 #include "model/gguf.h"
 #include "model/model_loader.h"
 
@@ -76,16 +81,70 @@ void print_tensors(const std::vector<TensorRef>& tensors, size_t file_bytes) {
   std::printf("\n");
 }
 
+bool is_gguf(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char magic[4] = {};
+  const bool ok = std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  std::fclose(f);
+  return ok;
+}
+
+// `inspect --mmproj P (--image F | --audio F)`: the soft tokens the decoder would receive, for
+// checking a conversion against another implementation.
+int inspect_embeddings(const Args& a) {
+  if (a.has("--image") == a.has("--audio"))
+    throw UsageError("rawflow inspect --mmproj: give exactly one of --image and --audio");
+  auto mm = Gemma4Mmproj::open(a.get("--mmproj"));
+  MediaEmbedding e;
+  if (a.has("--image")) {
+    const int budget = static_cast<int>(a.get_int("--budget"));
+    if (!media::is_image_budget(budget))
+      throw UsageError("--budget " + std::to_string(budget) +
+                       ": not one of 70, 140, 280, 560, 1120");
+    const media::RgbImage img = media::decode_image(a.get("--image"));
+    const auto grid = media::hf_target_size(img.width, img.height, budget);
+    e = media::embed_image(Gemma4VisionEmbedder(*mm), img, budget);
+    std::printf("image %s: %dx%d -> %dx%d, grid %d x %d (cols x rows), %lld soft tokens, %s\n",
+                a.get("--image").c_str(), img.width, img.height, grid.width, grid.height,
+                grid.cols(), grid.rows(), static_cast<long long>(e.rows),
+                mm->patch_order() == PatchOrder::CHW ? "CHW patches (GGUF)" : "HWC patches (HF)");
+  } else {
+    const media::AudioClip clip = media::decode_audio(a.get("--audio"));
+    e = media::embed_audio(Gemma4AudioEmbedder(*mm), clip);
+    std::printf("audio %s: %zu samples at 16 kHz, %lld soft tokens\n", a.get("--audio").c_str(),
+                clip.samples.size(), static_cast<long long>(e.rows));
+  }
+  if (a.has("--embeddings-out")) {
+    std::ofstream out(a.get("--embeddings-out"), std::ios::binary);
+    out.write(reinterpret_cast<const char*>(e.values.data()),
+              static_cast<std::streamsize>(e.values.size() * sizeof(float)));
+    if (!out) throw UsageError("cannot write `" + a.get("--embeddings-out") + "`");
+    std::printf("wrote %lld rows x %lld floats to %s\n", static_cast<long long>(e.rows),
+                static_cast<long long>(mm->out_dim()), a.get("--embeddings-out").c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cmd_inspect(const CommandArgs& argv) {
-  Args a("inspect", "PATH (GGUF file or Hugging Face directory)");
-  a.positional("PATH", "model file or directory").flag("--help", "show this help");
+  Args a("inspect",
+         "PATH (GGUF file, Hugging Face directory or media file) | --mmproj P (--image F | "
+         "--audio F) [--budget N] [--embeddings-out F]");
+  a.positional("PATH", "model file or directory, or any media file FFmpeg reads")
+      .option("--mmproj", "", "projector (GGUF mmproj or HF directory) to embed --image/--audio")
+      .option("--image", "", "image to embed")
+      .option("--audio", "", "audio to embed")
+      .option("--budget", "", "soft tokens per image: 70, 140, 280, 560 or 1120", "280")
+      .option("--embeddings-out", "", "write the soft-token rows as raw float32")
+      .flag("--help", "show this help");
   a.parse(argv);
   if (a.flag_set("--help")) {
     std::printf("%s", a.help().c_str());
     return 0;
   }
+  if (a.has("--mmproj")) return inspect_embeddings(a);
   if (a.positionals().size() != 1) throw UsageError("rawflow inspect: give one PATH\n" + a.help());
   const std::string path = a.positionals()[0];
   if (std::filesystem::is_directory(path)) {
@@ -95,6 +154,10 @@ int cmd_inspect(const CommandArgs& argv) {
                 path.c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.hidden),
                 static_cast<long long>(c.vocab_size));
     print_tensors(w->all(), w->file_bytes());
+    return 0;
+  }
+  if (!is_gguf(path)) {
+    std::printf("%s\n", media::probe_media(path).describe().c_str());
     return 0;
   }
   auto f = GgufFile::open(path);

@@ -12,5 +12,9 @@ int cmd_inspect(const CommandArgs& args);
 int cmd_bench(const CommandArgs& args);
 int cmd_model(const CommandArgs& args);  // `model synth ...`
 int cmd_tokenize(const CommandArgs& args);
+int cmd_describe(const CommandArgs& args);
+int cmd_transcribe(const CommandArgs& args);
+int cmd_ask(const CommandArgs& args);
+int cmd_run(const CommandArgs& args);  // the pipeline
 
 }  // namespace rawflow::cli

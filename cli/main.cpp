@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+extern "C" {
+#include <libavutil/log.h>
+}
+
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "model/error.h"
@@ -18,8 +22,13 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"run", "run the streaming pipeline of a YAML configuration", rawflow::cli::cmd_run},
     {"generate", "generate text from a prompt or token ids", rawflow::cli::cmd_generate},
-    {"inspect", "show a model file's metadata, tensors and sizes", rawflow::cli::cmd_inspect},
+    {"describe", "describe an image or video (streams the answer)", rawflow::cli::cmd_describe},
+    {"transcribe", "transcribe speech in an audio or video file", rawflow::cli::cmd_transcribe},
+    {"ask", "ask about any mix of an image, a video and audio", rawflow::cli::cmd_ask},
+    {"inspect", "show a model file (metadata, tensors) or a media file (streams)",
+     rawflow::cli::cmd_inspect},
     {"bench", "prefill and decode speed, llama-bench style", rawflow::cli::cmd_bench},
     {"tokenize", "tokenize text with a model's vocabulary", rawflow::cli::cmd_tokenize},
     {"model", "model tools: `model synth` writes random-weight test models",
@@ -39,6 +48,9 @@ int main(int argc, char** argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  // FFmpeg's warnings (probe guesses, decoder chatter) would drown the results on stderr; errors
+  // still show, and media errors carry FFmpeg's last message anyway.
+  av_log_set_level(AV_LOG_ERROR);
   const std::string name = argv[1];
   for (const auto& c : kCommands) {
     if (name != c.name) continue;

@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: installs dependencies, builds, synthesizes a small demo model
-# on first run and generates from it. The demo model has RANDOM weights: its text is gibberish by
-# design. Point --model at a released GGUF (e.g. gemma-4-12b-it-qat-q4_0.gguf) for real answers.
+# The main job on the embedded default: installs dependencies, builds, makes the sample clip and a
+# small random-weight model on first run (scripts/make_demo_media.sh), then runs the pipeline of
+# configs/demo.yaml on it and prints the results. The demo model has RANDOM weights: its text is
+# gibberish by design. See the README for pointing the config at the released GGUF + mmproj.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/setup.sh"
 RAWFLOW_BUILD_DIR=$here/build "$here/scripts/build.sh"
-rawflow=$here/build/rawflow
-models=${RAWFLOW_DEMO_DIR:-$HOME/.cache/rawflow}
-mkdir -p "$models"
-demo=$models/demo-tiny-q8_0.gguf
-[ -f "$demo" ] || "$rawflow" model synth --preset tiny --dtype q8_0 --seed 7 --out "$demo"
-echo "== rawflow generate (random-weight demo model: expect gibberish)"
-"$rawflow" generate --model "$demo" -p "Describe a busy street at night." -n 48 --seed 1 "$@"
+RAWFLOW_BIN=$here/build/rawflow "$here/scripts/make_demo_media.sh" "$here/build/demo"
+echo "== rawflow run configs/demo.yaml (random-weight demo model: expect gibberish text)"
+"$here/build/rawflow" run "$here/configs/demo.yaml" "$@"

@@ -1,0 +1,209 @@
+#include "pipeline/windows.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+
+namespace rawflow::pipeline {
+namespace {
+
+constexpr int64_t kFrame = 640;  // samples per audio token (spec §4)
+
+int64_t frames_ceil(int64_t samples) { return (samples + kFrame - 1) / kFrame; }
+
+}  // namespace
+
+uint64_t next_request_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
+StreamWindows::StreamWindows(const PipelineConfig& cfg, size_t stream_index)
+    : cfg_(cfg), stream_(stream_index), live_(cfg.streams[stream_index].kind == StreamKind::Live) {
+  const StreamConfig& s = cfg.streams[stream_index];
+  for (const std::string& name : s.tasks) {
+    const TaskConfig* t = cfg.find_task(name);
+    if (!t) continue;  // load_config already refused unknown names
+    TaskState st;
+    st.task = static_cast<size_t>(t - cfg.tasks.data());
+    st.cfg = t;
+    st.next_at = t->interval_s;
+    tasks_.push_back(std::move(st));
+  }
+}
+
+void StreamWindows::on_audio(const std::vector<float>& samples) {
+  buf_.insert(buf_.end(), samples.begin(), samples.end());
+  total_ += static_cast<int64_t>(samples.size());
+  received_ += static_cast<int64_t>(samples.size());
+  stats_.audio_frames_in = frames_ceil(received_);
+  for (TaskState& t : tasks_) {
+    if (t.cfg->kind == TaskKind::Transcribe) {
+      const int64_t window = std::llround(t.cfg->audio_window_s * kRate);
+      while (t.next_start + window <= total_) fire_transcribe(t, t.next_start + window);
+    } else if (!t.cfg->uses_video()) {  // audio-only prompt task: intervals on the audio clock
+      while (audio_time() >= t.next_at) fire_interval(t);
+    }
+  }
+  trim_audio();
+}
+
+void StreamWindows::on_video(const media::RgbImage& image, double t) {
+  ++stats_.video_frames_in;
+  for (TaskState& ts : tasks_) {
+    if (!ts.cfg->uses_video()) continue;
+    while (t >= ts.next_at) fire_interval(ts);
+    // Keep at most frames_per_request frames per interval, spread over it: a frame is kept when
+    // it starts a new slot of interval_s / frames_per_request.
+    const double slot = ts.cfg->interval_s / ts.cfg->frames_per_request;
+    const double interval_start = ts.next_at - ts.cfg->interval_s;
+    const auto slot_of = [&](double x) {
+      return static_cast<int64_t>((x - interval_start) / slot);
+    };
+    if (ts.frames.empty() || slot_of(t) > slot_of(ts.frames.back().first))
+      ts.frames.emplace_back(t, image);
+  }
+}
+
+void StreamWindows::on_gap(double seconds) {
+  // Close what is open: the windows cover only what was received.
+  for (TaskState& t : tasks_) {
+    if (t.cfg->kind == TaskKind::Transcribe) {
+      if (total_ > t.next_start) fire_transcribe(t, total_);
+    } else if (!t.frames.empty() || !t.cfg->uses_video()) {
+      fire_interval(t);
+    }
+  }
+  const int64_t skip = std::llround(std::max(0.0, seconds) * kRate);
+  total_ += skip;
+  buf_.clear();
+  buf_first_ = total_;
+  used_until_ = total_;
+  for (TaskState& t : tasks_) {
+    t.next_start = total_;
+    t.next_at = audio_time() + t.cfg->interval_s;
+    t.frames.clear();
+  }
+}
+
+void StreamWindows::on_end() {
+  for (TaskState& t : tasks_) {
+    if (t.cfg->kind == TaskKind::Transcribe) {
+      if (total_ > t.next_start) fire_transcribe(t, total_);
+    } else if (!t.frames.empty() || (!t.cfg->uses_video() && total_ > 0 &&
+                                     audio_time() > t.next_at - t.cfg->interval_s)) {
+      fire_interval(t);
+    }
+  }
+}
+
+std::vector<MediaRequest> StreamWindows::take() {
+  std::vector<MediaRequest> r;
+  r.swap(out_);
+  return r;
+}
+
+void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
+  MediaRequest r;
+  r.stream = stream_;
+  r.task = t.task;
+  r.live = live_;
+  take_audio(r, t.next_start, end);
+  r.start_s = static_cast<double>(t.next_start) / kRate;
+  r.end_s = static_cast<double>(end) / kRate;
+  const int64_t hop = std::max<int64_t>(1, std::llround(t.cfg->interval_s * kRate));
+  t.next_start += hop;
+  if (!passes_gate(*t.cfg, r.audio)) {
+    ++stats_.silent_skipped;
+    return;
+  }
+  count_used(r.audio_first_sample, end);
+  r.id = next_request_id();
+  r.created = std::chrono::steady_clock::now();
+  out_.push_back(std::move(r));
+}
+
+void StreamWindows::fire_interval(TaskState& t) {
+  const double end_s = t.next_at;
+  const double start_s = end_s - t.cfg->interval_s;
+  t.next_at += t.cfg->interval_s;
+  std::vector<std::pair<double, media::RgbImage>> frames;
+  frames.swap(t.frames);
+  if (t.cfg->uses_video() && frames.empty()) {
+    ++stats_.empty_skipped;
+    return;
+  }
+  MediaRequest r;
+  r.stream = stream_;
+  r.task = t.task;
+  r.live = live_;
+  r.start_s = start_s;
+  r.end_s = std::min(end_s, std::max(audio_time(), frames.empty() ? 0.0 : frames.back().first));
+  for (auto& [time, img] : frames) {
+    r.frame_times.push_back(time);
+    r.frames.push_back(std::move(img));
+  }
+  if (t.cfg->uses_audio()) {
+    // The last audio_window_s seconds before the interval's last frame (or its end).
+    const double until = frames.empty() ? std::min(end_s, audio_time()) : r.frame_times.back();
+    const int64_t e = std::clamp<int64_t>(std::llround(until * kRate), buf_first_, total_);
+    const int64_t b = std::max<int64_t>(buf_first_, e - std::llround(t.cfg->audio_window_s * kRate));
+    take_audio(r, b, e);
+    if (!passes_gate(*t.cfg, r.audio)) {
+      ++stats_.silent_skipped;
+      return;
+    }
+    count_used(b, e);
+  }
+  stats_.video_frames_used += static_cast<int64_t>(r.frames.size());
+  r.id = next_request_id();
+  r.created = std::chrono::steady_clock::now();
+  out_.push_back(std::move(r));
+}
+
+void StreamWindows::take_audio(MediaRequest& r, int64_t begin, int64_t end) {
+  begin = std::max(begin, buf_first_);
+  end = std::min(end, total_);
+  r.audio_first_sample = begin;
+  if (end <= begin) return;
+  r.audio.assign(buf_.begin() + (begin - buf_first_), buf_.begin() + (end - buf_first_));
+}
+
+bool StreamWindows::passes_gate(const TaskConfig& t, const std::vector<float>& audio) const {
+  if (!t.silence_gate.enabled) return true;
+  // Count 40 ms frames louder than the threshold (RMS in dBFS).
+  int64_t loud = 0;
+  for (size_t f = 0; f < audio.size(); f += kFrame) {
+    const size_t n = std::min<size_t>(kFrame, audio.size() - f);
+    double ss = 0;
+    for (size_t i = 0; i < n; ++i) ss += static_cast<double>(audio[f + i]) * audio[f + i];
+    const double rms = std::sqrt(ss / static_cast<double>(n));
+    if (rms > 0 && 20 * std::log10(rms) > t.silence_gate.threshold_dbfs) ++loud;
+  }
+  return static_cast<double>(loud) * kFrame / kRate >= t.silence_gate.min_speech_s;
+}
+
+void StreamWindows::trim_audio() {
+  // Keep what the next windows can still need.
+  int64_t keep_from = total_;
+  for (const TaskState& t : tasks_) {
+    if (t.cfg->kind == TaskKind::Transcribe)
+      keep_from = std::min(keep_from, t.next_start);
+    else if (t.cfg->uses_audio())
+      keep_from = std::min<int64_t>(
+          keep_from, total_ - std::llround((t.cfg->audio_window_s + t.cfg->interval_s) * kRate));
+  }
+  keep_from = std::max(keep_from, buf_first_);
+  buf_.erase(buf_.begin(), buf_.begin() + (keep_from - buf_first_));
+  buf_first_ = keep_from;
+}
+
+void StreamWindows::count_used(int64_t begin, int64_t end) {
+  // Each 640-sample frame of the timeline counts once, however many windows overlap it.
+  const int64_t from = std::max(begin, used_until_);
+  if (end <= from) return;
+  stats_.audio_frames_used += frames_ceil(end) - frames_ceil(from);
+  used_until_ = end;
+}
+
+}  // namespace rawflow::pipeline

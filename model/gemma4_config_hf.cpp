@@ -13,21 +13,22 @@
 
 #include "model/error.h"
 #include "model/gemma4_config.h"
+#include "model/json_file.h"
 
 namespace rawflow {
-namespace {
-
-using nlohmann::json;
-
-json load_json(const std::string& path) {
+nlohmann::json load_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ModelFileError(path + ": cannot open");
   try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
     throw ModelFileError(path + ": not valid JSON: " + e.what());
   }
 }
+
+namespace {
+
+using nlohmann::json;
 
 // Typed access to the keys of one JSON object; every message names the file and the dotted key.
 class JsonObject {
@@ -364,7 +365,7 @@ void read_generation_config(const std::string& config_path, Gemma4Config& cfg) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return;
   const std::string file = path.string();
-  json root = load_json(file);
+  json root = load_json_file(file);
   if (!root.is_object()) throw ModelFileError(file + ": not a JSON object");
   JsonObject gen(file, root, "");
   if (const json* sup = gen.find("suppress_tokens")) {
@@ -398,7 +399,7 @@ void check_model_type(const JsonObject& root, bool has_text_config) {
 
 Gemma4Config Gemma4Config::from_hf_config(const std::string& config_json_path) {
   const std::string& file = config_json_path;
-  json doc = load_json(file);
+  json doc = load_json_file(file);
   if (!doc.is_object()) throw ModelFileError(file + ": not a JSON object");
   JsonObject root(file, doc, "");
   const bool multimodal = root.has("text_config");

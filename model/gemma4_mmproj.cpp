@@ -13,6 +13,7 @@
 #include "model/error.h"
 #include "model/gguf.h"
 #include "model/hf_checkpoint.h"
+#include "model/json_file.h"
 
 namespace rawflow {
 namespace {
@@ -175,16 +176,6 @@ void require_identity_normalisation(const GgufFile& f) {
 
 // ---------------------------------------------------------------------------------------------
 // config.json `vision_config` / `audio_config`.
-
-json load_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelFileError(path + ": cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw ModelFileError(path + ": not valid JSON: " + e.what());
-  }
-}
 
 class ConfigSection {
  public:
@@ -365,7 +356,7 @@ void Gemma4Mmproj::open_gguf(const std::string& path) {
 void Gemma4Mmproj::open_hf(const std::string& path) {
   hf_ = HfCheckpoint::open(path);
   const std::string cfg_path = (fs::path(hf_->path()) / "config.json").string();
-  const json cfg = load_json(cfg_path);
+  const json cfg = load_json_file(cfg_path);
   if (!cfg.is_object()) throw ModelFileError(cfg_path + ": not a JSON object");
   out_dim_ = hf_->config().hidden;
   const TensorChecker c(nullptr, hf_.get(), hf_->path());

@@ -62,6 +62,7 @@ int cmd_bench(const CommandArgs& argv) {
               path.c_str(), static_cast<long long>(cfg.n_layer), static_cast<long long>(cfg.hidden),
               static_cast<long long>(cfg.vocab_size), m.text->weights().file_bytes() / 1073741824.0,
               engine_threads());
+  std::printf("batch kernels: %s\n", m.text->batch_kernels().c_str());
   // Random ordinary tokens, like llama-bench; the content does not change the work done.
   std::mt19937 rng(42);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(cfg.vocab_size - 1));

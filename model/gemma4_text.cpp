@@ -154,6 +154,11 @@ Gemma4Text::Gemma4Text(std::unique_ptr<WeightSource> weights, const LoadOptions&
 
 Gemma4Text::~Gemma4Text() = default;
 
+std::string Gemma4Text::batch_kernels() const {
+  std::string layers = layers_.empty() ? "none" : layers_.front().gate.batch_kernel();
+  return "layers " + layers + ", head " + lm_head_.batch_kernel();
+}
+
 void Gemma4Text::embed_token(int32_t id, float* out) const {
   if (id < 0 || id >= cfg_.vocab_size)
     throw EngineError("token id " + std::to_string(id) + " is outside the vocabulary (size " +

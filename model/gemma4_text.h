@@ -63,6 +63,9 @@ class Gemma4Text {
   // of forwards does not fault fresh pages in every time.
   ForwardResult forward(std::span<SequenceChunk> chunks, const ForwardOptions& opt = {}) const;
 
+  // The kernels batched products run on (Linear::batch_kernel): the layers' MLP and the head.
+  std::string batch_kernels() const;
+
   // The embedding row of a text token, scaled by sqrt(hidden) (spec §2.2).
   void embed_token(int32_t id, float* out) const;
 

@@ -32,9 +32,19 @@ void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
+void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    const __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+    _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(w));
+  }
+  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
 namespace {
 
-enum class Path { DnnlBf16, Quant };
+enum class Path { DnnlBf16, DnnlF32Panels, Quant };
 
 // Whether oneDNN can build a bf16 matmul on this CPU, asked once.
 bool dnnl_has_bf16_matmul() {
@@ -54,6 +64,11 @@ bool dnnl_has_bf16_matmul() {
 // Below this batch size a bf16 matrix is streamed by our kernel (decode is bandwidth-bound and
 // oneDNN's small-M brgemm reads it at half the speed, measured); above it oneDNN's brgemm wins.
 constexpr int64_t kPlainDnnlMinRows = 32;
+
+// Without a bf16 matmul in oneDNN (AVX2), a batch converts this many weight rows at a time to f32
+// and runs oneDNN's f32 GEMM on them: the panel stays cache-sized and transient, so resident
+// memory keeps one bf16 copy of the weights.
+constexpr int64_t kBf16PanelRows = 256;
 
 }  // namespace
 
@@ -103,6 +118,28 @@ struct Linear::Impl {
     run(primitive(M, N(), N(), wei_md, dt::bf16), xb.data(), M, N(), N(), wei_md, wei_mem, dt::bf16,
         y);
   }
+
+  // bf16 weights, f32 activations and GEMM (exact products of the stored weights), one panel of
+  // rows at a time into the matching columns of y.
+  void forward_f32_panels(const float* x, int64_t M, float* y) const {
+    thread_local std::vector<float> panel;
+    const int64_t nt = std::min(N(), kBf16PanelRows);
+    if (panel.size() < static_cast<size_t>(nt * K())) panel.resize(static_cast<size_t>(nt * K()));
+    // A pointer, not the thread_local itself, goes into the parallel loop: the OpenMP workers
+    // would each see their own (empty) vector.
+    float* p = panel.data();
+    const auto* wb = static_cast<const uint16_t*>(w.data);
+    const int64_t k = K();
+    auto& eng = DnnlContext::get().engine();
+    for (int64_t n0 = 0; n0 < N(); n0 += nt) {
+      const int64_t n = std::min(nt, N() - n0);
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < n; ++r) bf16_to_f32_row(wb + (n0 + r) * k, p + r * k, k);
+      dnnl::memory::desc pmd({k, n}, dt::f32, tag::ba);
+      dnnl::memory pmem(pmd, eng, p);
+      run(primitive(M, n, N(), pmd, dt::f32), x, M, n, N(), pmd, pmem, dt::f32, y + n0);
+    }
+  }
 };
 
 Linear::Linear(const TensorRef& w, const LinearOptions& opt) : impl_(std::make_unique<Impl>()) {
@@ -126,10 +163,14 @@ Linear::Linear(const TensorRef& w, const LinearOptions& opt) : impl_(std::make_u
       im.path = Path::Quant;
       break;
     case DType::BF16:
-      // Read in place by our kernel, like F32: for llama.cpp's order, or where oneDNN has no bf16
-      // matmul (CPUs without AVX-512: oneDNN 2.6 needs avx512_core for bf16).
-      if (opt.llama_order || !dnnl_has_bf16_matmul()) {
+      // Read in place by our kernel, like F32, for llama.cpp's order. oneDNN 2.6 has no bf16
+      // matmul without avx512_core: there batches go to its f32 GEMM panel by panel.
+      if (opt.llama_order) {
         im.path = Path::Quant;
+        break;
+      }
+      if (!dnnl_has_bf16_matmul()) {
+        im.path = Path::DnnlF32Panels;
         break;
       }
       im.path = Path::DnnlBf16;
@@ -140,6 +181,18 @@ Linear::Linear(const TensorRef& w, const LinearOptions& opt) : impl_(std::make_u
       im.path = Path::Quant;
       break;
   }
+}
+
+const char* Linear::batch_kernel() const {
+  switch (impl_->path) {
+    case Path::DnnlBf16:
+      return "onednn-bf16";
+    case Path::DnnlF32Panels:
+      return "onednn-f32-panels";
+    case Path::Quant:
+      break;
+  }
+  return "rawflow";
 }
 
 Linear::Linear() = default;
@@ -158,6 +211,12 @@ void Linear::forward(const float* x, int64_t M, float* y) const {
         quant_matmul(DType::BF16, im.w.data, out_, in_, x, M, in_, y, out_);
       else
         im.forward_dnnl(x, M, y);
+      return;
+    case Path::DnnlF32Panels:
+      if (M < kPlainDnnlMinRows)
+        quant_matmul(DType::BF16, im.w.data, out_, in_, x, M, in_, y, out_);
+      else
+        im.forward_f32_panels(x, M, y);
       return;
     case Path::Quant:
       // Q8_0 costs nothing extra in llama.cpp's order, so it always uses it; Q4_0's repacked

@@ -2,7 +2,8 @@
 // y = W x for every weight format, on the kernel that fits it best:
 //  - F32: oneDNN f32 matmul straight on the file's bytes;
 //  - BF16: oneDNN bf16 brgemm for batches (prefill), our streaming kernel for decode; both read
-//    the file's bytes in place, so resident memory stays at one copy of the weights;
+//    the file's bytes in place, so resident memory stays at one copy of the weights. Where
+//    oneDNN has no bf16 matmul (AVX2 CPUs), batches run its f32 GEMM on transient f32 panels;
 //  - F32, F16 and block-quantized: our AVX-512 kernels (model/kernels/quant_matmul.h), which read
 //    the file's blocks in place (no dequantized copy) and sum in llama.cpp's order.
 // With `llama_order`, BF16 also runs on our kernel and Q4_0 in llama.cpp's repacked order: slower,
@@ -49,6 +50,10 @@ class Linear {
   DType dtype() const { return dtype_; }
   const std::string& name() const { return name_; }
 
+  // What runs batches of 32 rows or more: "onednn-bf16", "onednn-f32-panels" or
+  // "rawflow" (our kernels), for benchmarks and tests to report.
+  const char* batch_kernel() const;
+
   // y[m * out + n] = sum_k W[n][k] x[m * in + k], m < M. x and y must not alias.
   void forward(const float* x, int64_t M, float* y) const;
 
@@ -62,5 +67,7 @@ class Linear {
 
 // Converts n floats to bf16 (round to nearest even), vectorised.
 void f32_to_bf16_row(const float* src, uint16_t* dst, int64_t n);
+// Widens n bf16 values to floats (exact), vectorised.
+void bf16_to_f32_row(const uint16_t* src, float* dst, int64_t n);
 
 }  // namespace rawflow

@@ -68,19 +68,23 @@ ActQ8_0Buffers quantize_acts_q8_0(const float* x, int64_t M, int64_t ldx, int64_
 std::vector<ActPlain> prepare_plain(DType wtype, const float* x, int64_t M, int64_t ldx,
                                     int64_t K) {
   const int64_t kpad = round_up(std::max<int64_t>(K, 1), 32);
-  const size_t elem = wtype == DType::BF16 ? 2 : 4;
+  const bool bf16_bits = wtype == DType::BF16 && RAWFLOW_AVX512;
+  const size_t elem = bf16_bits ? 2 : 4;
   auto& buf = scratch(static_cast<size_t>(kpad * M) * elem + 64);
   std::vector<ActPlain> acts;
   for (int64_t m = 0; m < M; ++m) {
     const float* xm = x + m * ldx;
     uint8_t* row = buf.data() + static_cast<size_t>(kpad * m) * elem;
-    if (wtype == DType::BF16) {
+    if (bf16_bits) {
       auto* h = reinterpret_cast<uint16_t*>(row);
       for (int64_t k = 0; k < kpad; ++k) h[k] = k < K ? f32_to_bf16(xm[k]) : 0;
     } else {
       auto* f = reinterpret_cast<float*>(row);
       for (int64_t k = 0; k < kpad; ++k)
-        f[k] = k >= K ? 0.f : wtype == DType::F16 ? fp16_to_f32(f32_to_fp16(xm[k])) : xm[k];
+        f[k] = k >= K                 ? 0.f
+               : wtype == DType::F16  ? fp16_to_f32(f32_to_fp16(xm[k]))
+               : wtype == DType::BF16 ? bf16_to_f32(f32_to_bf16(xm[k]))
+                                      : xm[k];
     }
     acts.push_back({row});
   }

@@ -83,10 +83,11 @@ void tile_lane8(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act, floa
   __m256 acc[kNR][MR];
   for (auto& a : acc)
     for (auto& v : a) v = _mm256_setzero_ps();
+  // As in tile_k_quant: the next tile's rows, in address order, kNR blocks' worth per step.
+  const char* next = reinterpret_cast<const char*>(rows[kNR - 1] + nb * kBlockBytes);
   for (int64_t b = 0; b < nb; ++b) {
-    if ((b & 1) == 0 && b + 16 < nb)
-      for (int r = 0; r < kNR; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(rows[r] + (b + 16) * kBlockBytes), _MM_HINT_T0);
+    for (int64_t o = b * kNR * kBlockBytes; o < (b + 1) * kNR * kBlockBytes; o += 64)
+      _mm_prefetch(next + o, _MM_HINT_T0);
     __m256i w[kNR], w_abs[kNR];
     float dw[kNR];
     for (int r = 0; r < kNR; ++r) {
@@ -241,17 +242,19 @@ template <DType WT, int MR>
 void tile_k_quant(const uint8_t* const* rows, int64_t nsb, const ActQ8_K* act, float (*out)[MR]) {
   constexpr size_t kBlockBytes = WT == DType::Q4_K ? 144 : WT == DType::Q5_K ? 176 : 210;
   constexpr bool kIsQ6 = WT == DType::Q6_K;
-  constexpr int64_t kPrefetchBlocks = 4;
   __m256 acc[kNR][MR];
   for (auto& a : acc)
     for (auto& v : a) v = _mm256_setzero_ps();
+  // The tile reads kNR short rows side by side (3 KB each on the 12B), too short for the
+  // hardware prefetcher to pick up each stream; the next tile's rows follow this tile's in
+  // memory, so each step prefetches one block's worth of them, in address order (past the
+  // matrix's end at its last tile: prefetches never fault).
+  const char* next = reinterpret_cast<const char*>(rows[kNR - 1] + nsb * kBlockBytes);
   for (int64_t sb = 0; sb < nsb; ++sb) {
     for (int r = 0; r < kNR; ++r) {
       const uint8_t* blk = rows[r] + sb * kBlockBytes;
-      if (sb + kPrefetchBlocks < nsb) {
-        const char* pf = reinterpret_cast<const char*>(blk + kPrefetchBlocks * kBlockBytes);
-        for (size_t o = 0; o < kBlockBytes; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
-      }
+      const char* pf = next + (sb * kNR + r) * static_cast<int64_t>(kBlockBytes);
+      for (size_t o = 0; o < kBlockBytes + 63; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
       KBlock kb;
       unpack_k_block<WT>(blk, &kb);
       // The scale of 16 elements broadcast over the 8 int16 lanes that hold their pair sums.
@@ -321,18 +324,16 @@ void tile_plain(const uint8_t* const* rows, int64_t K, const ActPlain* act, floa
   __m256 acc[kNR][MR];
   for (auto& a : acc)
     for (auto& v : a) v = _mm256_setzero_ps();
+  // As in tile_k_quant: the next tile's rows, in address order, kNR × 8 elements per step.
+  constexpr int64_t kElem = WT == DType::F32 ? 4 : 2;
+  const char* next = reinterpret_cast<const char*>(rows[kNR - 1] + K * kElem);
   for (int64_t k = 0; k < K; k += 8) {
+    for (int64_t o = k * kNR * kElem; o < (k + 8) * kNR * kElem; o += 64)
+      _mm_prefetch(next + o, _MM_HINT_T0);
     __m256 w[kNR];
     for (int r = 0; r < kNR; ++r) w[r] = load_weights8<WT>(rows[r], k, K);
     for (int m = 0; m < MR; ++m) {
-      __m256 xv;
-      if constexpr (WT == DType::BF16) {
-        const __m128i h = _mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(act[m].x) + k));
-        xv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-      } else {
-        xv = _mm256_loadu_ps(static_cast<const float*>(act[m].x) + k);
-      }
+      const __m256 xv = _mm256_loadu_ps(static_cast<const float*>(act[m].x) + k);
       for (int r = 0; r < kNR; ++r) acc[r][m] = _mm256_fmadd_ps(w[r], xv, acc[r][m]);
     }
   }

@@ -71,7 +71,8 @@ inline float half_to_float(const uint8_t* p) {
 // --- F32 / F16 / BF16 weights ------------------------------------------------------------------
 
 // Activations pre-rounded to the weight's dot type, zero-padded to a multiple of 32 elements:
-// floats for F32/F16 (fp16-rounded for F16), bf16 bits for BF16.
+// floats for F32/F16 (fp16-rounded for F16); for BF16 bf16 bits where the tile multiplies bf16
+// pairs (AVX-512 BF16), else bf16-rounded floats, which the AVX2 tile loads without converting.
 struct ActPlain {
   const void* x;
 };

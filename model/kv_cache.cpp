@@ -1,5 +1,7 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
+
 namespace rawflow {
 
 KvCache::KvCache(const Gemma4Config& cfg) : window_(cfg.sliding_window) {
@@ -17,16 +19,27 @@ void KvCache::clear() {
   }
 }
 
+void KvCache::reserve(int64_t positions) {
+  for (auto& l : layers_) {
+    const int64_t slots = l.sliding ? std::min(positions, window_) : positions;
+    const auto need = static_cast<size_t>(std::max<int64_t>(slots, 0) * l.row);
+    l.k.reserve(need);
+    l.v.reserve(need);
+  }
+}
+
 void KvCache::reserve_and_advance(int64_t n) {
   const int64_t end = n_past_ + n;
   for (auto& l : layers_) {
     const int64_t slots = l.sliding ? std::min(end, window_) : end;
     const auto need = static_cast<size_t>(slots * l.row);
     if (l.k.size() < need) {
-      // Full layers grow geometrically so a long conversation is not quadratic in copies.
-      size_t cap = l.sliding ? need : std::max(need, l.k.size() * 3 / 2);
-      l.k.resize(cap);
-      l.v.resize(cap);
+      // Full layers grow geometrically when they must reallocate, so a long conversation is not
+      // quadratic in copies; within a reservation they grow to exactly what is needed.
+      const bool realloc = need > l.k.capacity();
+      const size_t size = !l.sliding && realloc ? std::max(need, l.k.size() * 3 / 2) : need;
+      l.k.resize(size);
+      l.v.resize(size);
     }
   }
   n_past_ = end;

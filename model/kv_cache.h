@@ -25,6 +25,10 @@ class KvCache {
   float* k_mut(int64_t il, int64_t pos) { return const_cast<float*>(slot(il, pos, false)); }
   float* v_mut(int64_t il, int64_t pos) { return const_cast<float*>(slot(il, pos, true)); }
 
+  // Allocates room for `positions` positions in total, once, so that advancing up to there never
+  // reallocates: a scheduler that knows a request's prompt + max_new_tokens holds exactly its
+  // estimate instead of a geometric overshoot.
+  void reserve(int64_t positions);
   // Makes room for positions [n_past, n_past + n) and marks them stored.
   void reserve_and_advance(int64_t n);
   // Oldest position a sliding layer can still read.

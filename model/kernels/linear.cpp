@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "model/error.h"
+#include "model/kernels/isa.h"
 #include "model/kernels/quant_matmul.h"
 #include "model/quant.h"
 
@@ -219,9 +220,11 @@ void Linear::forward(const float* x, int64_t M, float* y) const {
         im.forward_f32_panels(x, M, y);
       return;
     case Path::Quant:
-      // Q8_0 costs nothing extra in llama.cpp's order, so it always uses it; Q4_0's repacked
-      // order is ~1.2–1.5× slower and only runs when asked for.
-      if (im.opt.llama_order || im.w.dtype == DType::Q8_0)
+      // Q8_0 costs nothing extra in llama.cpp's order, so it always uses it. Q4_0's repacked
+      // order is ~1.2–1.5× slower on AVX-512 and only runs there when asked for; on AVX2 its
+      // batch tile is the faster one (decode keeps the prefetching vec_dot-order tile).
+      if (im.opt.llama_order || im.w.dtype == DType::Q8_0 ||
+          (!RAWFLOW_AVX512 && im.w.dtype == DType::Q4_0 && M > 1))
         quant_matmul_llama_order(im.w.dtype, im.w.data, out_, in_, x, M, in_, y, out_);
       else
         quant_matmul(im.w.dtype, im.w.data, out_, in_, x, M, in_, y, out_);

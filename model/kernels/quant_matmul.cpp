@@ -209,6 +209,18 @@ void run_chain_q4_0(const void* W, int64_t N, int64_t K, const float* x, int64_t
     for (int64_t m0 = 0; m0 < M;) {
       const ActQ8_0* a = acts.rows.data() + m0;
       const int mr = M - m0 >= 4 ? 4 : M - m0 >= 2 ? 2 : 1;
+#if !RAWFLOW_AVX512
+      if (mr == 4) {  // batches: the same chains, eight weight rows in the lanes
+        for (int r0 = 0; r0 < nr; r0 += 8) {
+          alignas(32) float o[4][8];
+          tile_chain_q4_0_rows8x4(rows + r0, nb, a, o);
+          for (int r = 0; r < 8 && r0 + r < nr; ++r)
+            for (int m = 0; m < 4; ++m) y[(m0 + m) * ldy + n0 + r0 + r] = o[m][r];
+        }
+        m0 += 4;
+        continue;
+      }
+#endif
       const int rows_per_call = kChainOutputs / mr;
       for (int r0 = 0; r0 < nr; r0 += rows_per_call) {
         if (mr == 4)

@@ -85,8 +85,9 @@ void tile_lane8(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act, floa
     for (auto& v : a) v = _mm256_setzero_ps();
   // As in tile_k_quant: the next tile's rows, in address order, kNR blocks' worth per step.
   const char* next = reinterpret_cast<const char*>(rows[kNR - 1] + nb * kBlockBytes);
+  constexpr int64_t kStepBytes = kNR * static_cast<int64_t>(kBlockBytes);
   for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t o = b * kNR * kBlockBytes; o < (b + 1) * kNR * kBlockBytes; o += 64)
+    for (int64_t o = b * kStepBytes; o < (b + 1) * kStepBytes; o += 64)
       _mm_prefetch(next + o, _MM_HINT_T0);
     __m256i w[kNR], w_abs[kNR];
     float dw[kNR];
@@ -161,6 +162,43 @@ void tile_chain_q4_0(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act,
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8_epi32(v)), ds, acc);
   }
   _mm256_storeu_ps(out, acc);
+}
+
+// Eight weight rows x four activation rows of Q4_0 in the same order as tile_chain_q4_0 (one
+// float chain per output, block after block, so bit-identical to it), laid out for batches: the
+// eight rows sit in the lanes of one accumulator per activation row, so the block scales apply as
+// one vector and each unpacked weight block serves four activation rows.
+inline void tile_chain_q4_0_rows8x4(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act,
+                                    float (*out)[8]) {
+  constexpr size_t kBlockBytes = 18;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[4];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i w[8];
+    alignas(16) uint16_t hw[8];
+    for (int r = 0; r < 8; ++r) {
+      w[r] = load_block_levels<false>(rows[r], b);
+      hw[r] = block_scale_bits(rows[r], b, kBlockBytes);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(hw)));
+    for (int m = 0; m < 4; ++m) {
+      const __m256i a =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[m].qs + kQK8_0 * b));
+      __m256i v[8];
+      for (int r = 0; r < 8; ++r) v[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[r], a), ones);
+      // The level offset 8 of every row: 8 x the block's nsum4 total (= -8 x its activation sum).
+      const __m256i n4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[m].nsum4 + 8 * b));
+      __m128i s = _mm_add_epi32(_mm256_castsi256_si128(n4), _mm256_extracti128_si256(n4, 1));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+      const __m256i bias = _mm256_slli_epi32(_mm256_broadcastd_epi32(s), 3);
+      const __m256i isum = _mm256_add_epi32(hsum8_epi32(v), bias);
+      const __m256 ds = _mm256_mul_ps(dw, _mm256_set1_ps(act[m].d[b]));
+      acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), ds, acc[m]);
+    }
+  }
+  for (int m = 0; m < 4; ++m) _mm256_storeu_ps(out[m], acc[m]);
 }
 
 // One super-block of a K-quant weight row unpacked to 256 unsigned levels (8 vectors of 32, in

@@ -84,6 +84,8 @@ struct BatchScheduler::Sequence {
         detok(tok),
         result(result_of(req)) {
     result.kv_estimate_bytes = kv_estimate;
+    // Allocated once, at the size admission counted: the budget holds exactly.
+    cache.reserve(static_cast<int64_t>(req.prompt.size()) + std::max(0, req.max_new_tokens));
   }
   GenerationRequest req;
   std::vector<int32_t> stops;
@@ -113,10 +115,13 @@ BatchScheduler::BatchScheduler(const Gemma4Text& model, const Tokenizer& tokeniz
   if (opt_.prefill_chunk < 1)
     throw EngineError("scheduler: prefill_chunk must be at least 1, got " +
                       std::to_string(opt_.prefill_chunk));
-  if (opt_.max_pending_live < 1)
-    throw EngineError(
-        "scheduler: max_pending_live must be at least 1 (0 would drop every live "
-        "request before it could start)");
+  // A limit of 0 would drop every live request of the stream before it could start.
+  if (opt_.default_live_queue_limit < 1)
+    throw EngineError("scheduler: default_live_queue_limit must be at least 1");
+  for (const auto& [stream, limit] : opt_.live_queue_limits)
+    if (limit < 1)
+      throw EngineError("scheduler: live_queue_limits of stream '" + stream +
+                        "' must be at least 1");
   stats_.forwards_by_sequences.assign(static_cast<size_t>(opt_.max_batch) + 1, 0);
 }
 
@@ -187,21 +192,33 @@ void BatchScheduler::submit(GenerationRequest req) {
       q->stops = req.stop_ids.empty() ? default_stops_ : req.stop_ids;
       q->kv_estimate = estimate;
       const bool live = req.live;
+      const std::string stream = req.stream;
       q->req = std::move(req);
       queue_.push_back(std::move(q));
-      if (live) drop_oldest_live_locked(notices_);
+      if (live) drop_oldest_live_locked(stream, notices_);
     }
     publish_gauges_locked();
   }
   wake_.notify_all();
 }
 
-void BatchScheduler::drop_oldest_live_locked(std::vector<Notice>& notices) {
-  size_t live = 0;
-  for (const auto& q : queue_) live += q->req.live;
+size_t BatchScheduler::live_queue_limit(std::string_view stream) const {
+  const auto it = opt_.live_queue_limits.find(stream);
+  return it == opt_.live_queue_limits.end() ? opt_.default_live_queue_limit : it->second;
+}
+
+// Only `stream`'s own live requests are counted and dropped: the limit is per stream, so the
+// pending work of the other streams is never what makes room.
+void BatchScheduler::drop_oldest_live_locked(std::string_view stream,
+                                             std::vector<Notice>& notices) {
+  const auto droppable = [&](const std::unique_ptr<Queued>& q) {
+    return q->req.live && q->req.stream == stream;
+  };
+  size_t queued = static_cast<size_t>(std::count_if(queue_.begin(), queue_.end(), droppable));
+  const size_t limit = live_queue_limit(stream);
   const auto now = SteadyClock::now();
-  for (auto it = queue_.begin(); live > opt_.max_pending_live && it != queue_.end();) {
-    if (!(*it)->req.live) {
+  for (auto it = queue_.begin(); queued > limit && it != queue_.end();) {
+    if (!droppable(*it)) {
       ++it;
       continue;
     }
@@ -212,7 +229,7 @@ void BatchScheduler::drop_oldest_live_locked(std::vector<Notice>& notices) {
     ++stats_.finished[static_cast<size_t>(GenerationStatus::Dropped)];
     ++stats_.dropped_pressure;
     it = queue_.erase(it);
-    --live;
+    --queued;
   }
 }
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -85,7 +86,9 @@ struct GenerationRequest {
   // When the request was made (its queue time starts there); default: when it is submitted.
   SteadyClock::time_point created{};
   SteadyClock::time_point deadline = SteadyClock::time_point::max();  // max = none
-  bool live = false;  // live work may be dropped from the queue under pressure; file work never
+  // Droppable work (a stream whose overflow is drop_oldest: live streams by default) may be
+  // dropped from the queue when its stream's queue is full; other work never is.
+  bool live = false;
   std::function<void(const TokenDelta&)> on_partial;     // optional
   std::function<void(const GenerationResult&)> on_done;  // optional; called exactly once
 };
@@ -101,8 +104,12 @@ struct ForwardInfo {
 struct SchedulerOptions {
   int max_batch = 4;        // sequences per forward = sequences running at once (≥ 1)
   int prefill_chunk = 512;  // prompt tokens per sequence per forward; an image block is never cut
-  size_t kv_budget_bytes = 0;    // sum of the running requests' KV estimates; 0 = no limit
-  size_t max_pending_live = 16;  // queued live requests beyond this drop the oldest (≥ 1)
+  size_t kv_budget_bytes = 0;  // sum of the running requests' KV estimates; 0 = no limit
+  // Queued live requests per stream (GenerationRequest::stream), each ≥ 1: a live request that
+  // brings its stream over the limit drops that stream's oldest queued live request, so a busy
+  // stream never pushes out the work of the others. Streams not listed use the default.
+  std::map<std::string, size_t, std::less<>> live_queue_limits;
+  size_t default_live_queue_limit = 4;
   ForwardOptions forward;
   std::function<void(const ForwardInfo&)> on_forward;  // optional, on the stepping thread
 };
@@ -147,10 +154,10 @@ class BatchScheduler {
   BatchScheduler& operator=(const BatchScheduler&) = delete;
 
   // Queues a request; never blocks and never drops file work (the caller applies backpressure
-  // with pending_file()). A live request that brings the queued live requests over
-  // max_pending_live drops the oldest queued live ones. A bad request (empty prompt, id outside the
-  // vocabulary, inconsistent soft rows, longer than the context, KV estimate above the whole
-  // budget) finishes with Error. Its on_done runs on the stepping thread.
+  // with pending_file()). A live request that brings its stream's queued live requests over the
+  // stream's limit drops the oldest queued live request of that stream. A bad request (empty
+  // prompt, id outside the vocabulary, inconsistent soft rows, longer than the context, KV estimate
+  // above the whole budget) finishes with Error. Its on_done runs on the stepping thread.
   void submit(GenerationRequest req);
 
   // One forward over the running sequences after delivering queued notices, expiring deadlines
@@ -177,7 +184,8 @@ class BatchScheduler {
   void expire_running(SteadyClock::time_point now);
   void run_forward();
   void finish(size_t index, GenerationStatus status, std::string error = {});
-  void drop_oldest_live_locked(std::vector<Notice>& notices);
+  size_t live_queue_limit(std::string_view stream) const;
+  void drop_oldest_live_locked(std::string_view stream, std::vector<Notice>& notices);
   void deliver(std::vector<Notice>& notices);
   void publish_gauges_locked();
   void partial(Sequence& s, std::string text);

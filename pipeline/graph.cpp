@@ -57,12 +57,18 @@ struct SourceUnit {
   std::variant<VideoUnit, AudioUnit, GapUnit, EndUnit, ErrorUnit> body;
 };
 
-// Per stream: requests made but not finished, for file backpressure and for knowing when done.
+// Per stream: requests made but not finished, for file backpressure and for knowing when done;
+// its metric handles, resolved once so that no unit looks a series up by name.
 struct StreamState {
+  StreamState(StreamMetrics m, std::unique_ptr<StreamWindows> w)
+      : metrics(m), windows(std::move(w)) {}
   std::mutex mu;
   std::condition_variable cv;
   int64_t in_flight = 0;
   bool ended = false;
+  StreamMetrics metrics;
+  std::map<size_t, TaskMetrics> task_metrics;  // by task index, for the tasks the stream runs
+  WindowStats published;  // window counts already added to `metrics` (windows node only)
   std::unique_ptr<StreamWindows> windows;
   std::unique_ptr<nodes::Source> source;
 };
@@ -126,6 +132,7 @@ struct Pipeline::Impl {
   void load_engine();
   void make_sinks();
   void build_graph();
+  void make_streams();
   void start_sources();
 
   ResultEvent event(ResultEvent::Kind kind, size_t stream, const std::string& task) const {
@@ -138,6 +145,7 @@ struct Pipeline::Impl {
     return e;
   }
   void on_source_unit(const SourceUnit& u);
+  void publish_window_counts(StreamState& s);
   void emit_requests(size_t stream);
   void on_request(MediaRequest& r);
   void request_done(size_t stream) {
@@ -175,9 +183,13 @@ void Pipeline::Impl::load_engine() {
   so.prefill_chunk = cfg.engine.prefill_chunk;
   so.kv_budget_bytes = static_cast<size_t>(cfg.engine.kv_cache_budget_mb) << 20;
   so.forward.bidirectional_on_full_layers = cfg.engine.llama_bidirectional;
-  so.on_forward = [this](const ForwardInfo& f) {
-    metrics.sequences_per_forward().observe(f.sequences);
-    metrics.forward_seconds().inc(f.seconds);
+  for (const StreamConfig& sc : cfg.streams)
+    if (sc.queue.overflow == Overflow::DropOldest)
+      so.live_queue_limits[sc.name] = static_cast<size_t>(sc.queue.max_pending_requests);
+  so.on_forward = [this, &per_forward = metrics.sequences_per_forward(),
+                   &forward_seconds = metrics.forward_seconds()](const ForwardInfo& f) {
+    per_forward.observe(f.sequences);
+    forward_seconds.inc(f.seconds);
     std::lock_guard<std::mutex> lock(summary_mu);
     summary.max_sequences_per_forward =
         std::max(summary.max_sequences_per_forward, static_cast<double>(f.sequences));
@@ -235,17 +247,13 @@ void Pipeline::Impl::build_graph() {
 void Pipeline::Impl::on_source_unit(const SourceUnit& u) {
   StreamState& s = *streams[u.stream];
   StreamWindows& w = *s.windows;
-  const std::string& name = cfg.streams[u.stream].name;
   if (auto* v = std::get_if<VideoUnit>(&u.body)) {
-    metrics.video_frames_in(name).inc();
     w.on_video(v->image, v->t);
   } else if (auto* a = std::get_if<AudioUnit>(&u.body)) {
-    const int64_t before = w.stats().audio_frames_in;
     w.on_audio(a->samples);
-    metrics.audio_frames_in(name).inc(static_cast<double>(w.stats().audio_frames_in - before));
   } else if (auto* gap = std::get_if<GapUnit>(&u.body)) {
-    metrics.gaps(name).inc();
-    metrics.gap_seconds(name).inc(gap->seconds);
+    s.metrics.gaps.inc();
+    s.metrics.gap_seconds.inc(gap->seconds);
     ResultEvent e = event(ResultEvent::Kind::Gap, u.stream, "");
     e.media_start_s = w.audio_time();
     w.on_gap(gap->seconds);
@@ -263,6 +271,7 @@ void Pipeline::Impl::on_source_unit(const SourceUnit& u) {
   } else {
     w.on_end();
   }
+  publish_window_counts(s);
   emit_requests(u.stream);
   if (std::holds_alternative<EndUnit>(u.body)) {
     std::lock_guard<std::mutex> lock(s.mu);
@@ -271,16 +280,24 @@ void Pipeline::Impl::on_source_unit(const SourceUnit& u) {
   }
 }
 
+// The windows count frames (in, and used once each); the metrics get what changed since the last
+// unit.
+void Pipeline::Impl::publish_window_counts(StreamState& s) {
+  const WindowStats& now = s.windows->stats();
+  WindowStats& was = s.published;
+  const auto add = [](Counter& c, int64_t from, int64_t to) {
+    if (to != from) c.inc(static_cast<double>(to - from));
+  };
+  add(s.metrics.video_frames_in, was.video_frames_in, now.video_frames_in);
+  add(s.metrics.video_frames_used, was.video_frames_used, now.video_frames_used);
+  add(s.metrics.audio_frames_in, was.audio_frames_in, now.audio_frames_in);
+  add(s.metrics.audio_frames_used, was.audio_frames_used, now.audio_frames_used);
+  was = now;
+}
+
 void Pipeline::Impl::emit_requests(size_t stream) {
   StreamState& s = *streams[stream];
-  const WindowStats before = s.windows->stats();
   std::vector<MediaRequest> reqs = s.windows->take();
-  const std::string& name = cfg.streams[stream].name;
-  const WindowStats& after = s.windows->stats();
-  metrics.audio_frames_used(name).inc(
-      static_cast<double>(after.audio_frames_used - before.audio_frames_used));
-  metrics.video_frames_used(name).inc(
-      static_cast<double>(after.video_frames_used - before.video_frames_used));
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.in_flight += static_cast<int64_t>(reqs.size());
@@ -301,6 +318,8 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
   const TaskConfig& task = cfg.tasks[r.task];
   const size_t stream = r.stream;
   const std::string stream_name = cfg.streams[stream].name;
+  Counter& dropped = streams[stream]->metrics.requests_dropped_queue_full;
+  const TaskMetrics& task_metrics = streams[stream]->task_metrics.at(r.task);
   const int64_t H = model.text->config().hidden;
   const double start_s = r.start_s, end_s = r.end_s;
   const auto created = r.created;
@@ -336,7 +355,7 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
     if (task.deadline_s > 0)
       g.deadline = created + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(task.deadline_s));
-    g.live = r.live;
+    g.live = r.droppable;
     g.on_partial = [this, stream, start_s, end_s, task_name = task.name,
                     id = r.id](const TokenDelta& d) {
       ResultEvent e = event(ResultEvent::Kind::Partial, stream, task_name);
@@ -347,8 +366,8 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
       e.generated_tokens = d.generated_tokens;
       outputs->try_put(e);
     };
-    g.on_done = [this, stream, start_s, end_s, task_name = task.name, stream_name, created,
-                 task_index = r.task](const GenerationResult& res) {
+    g.on_done = [this, stream, start_s, end_s, task_name = task.name, created, &dropped,
+                 &task_metrics, task_index = r.task](const GenerationResult& res) {
       ResultEvent e =
           event(res.ok() ? ResultEvent::Kind::Final : ResultEvent::Kind::Error, stream, task_name);
       e.request_id = res.id;
@@ -362,13 +381,11 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
       e.decode_ms = res.decode_ms;
       if (!res.ok())
         e.error = std::string(to_string(res.status)) + (res.error.empty() ? "" : ": " + res.error);
-      if (res.status == GenerationStatus::Dropped)
-        metrics.dropped(stream_name, "request", "queue_full").inc();
-      metrics.request_latency(stream_name, task_name)
-          .observe(std::chrono::duration<double>(Clock::now() - created).count());
-      metrics.prompt_tokens(stream_name, task_name).inc(static_cast<double>(res.prompt_tokens));
-      metrics.generated_tokens(stream_name, task_name)
-          .inc(static_cast<double>(res.generated_tokens));
+      if (res.status == GenerationStatus::Dropped) dropped.inc();
+      task_metrics.request_latency.observe(
+          std::chrono::duration<double>(Clock::now() - created).count());
+      task_metrics.prompt_tokens.inc(static_cast<double>(res.prompt_tokens));
+      task_metrics.generated_tokens.inc(static_cast<double>(res.generated_tokens));
       release_final(stream, task_index, std::move(e));
       {
         std::lock_guard<std::mutex> lock(summary_mu);
@@ -392,12 +409,22 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
   }
 }
 
-void Pipeline::Impl::start_sources() {
+// Every stream's series is registered here, before any unit flows: /metrics shows real zeros from
+// the start, and the hot paths hold handles.
+void Pipeline::Impl::make_streams() {
   for (size_t i = 0; i < cfg.streams.size(); ++i) {
-    auto st = std::make_unique<StreamState>();
-    st->windows = std::make_unique<StreamWindows>(cfg, i);
+    const StreamConfig& sc = cfg.streams[i];
+    auto st = std::make_unique<StreamState>(metrics.for_stream(sc.name),
+                                            std::make_unique<StreamWindows>(cfg, i));
+    for (const std::string& name : sc.tasks)
+      if (const TaskConfig* t = cfg.find_task(name))
+        st->task_metrics.emplace(static_cast<size_t>(t - cfg.tasks.data()),
+                                 metrics.for_task(sc.name, t->name));
     streams.push_back(std::move(st));
   }
+}
+
+void Pipeline::Impl::start_sources() {
   for (size_t i = 0; i < cfg.streams.size(); ++i) {
     const StreamConfig& sc = cfg.streams[i];
     StreamState* st = streams[i].get();
@@ -408,8 +435,8 @@ void Pipeline::Impl::start_sources() {
     ev.audio = [this, i](std::vector<float>&& s) {
       windows->try_put(SourceUnit{i, AudioUnit{std::move(s)}});
     };
-    ev.gap = [this, i](double s, const std::string& why) {
-      metrics.reconnects(cfg.streams[i].name).inc();
+    ev.gap = [this, i, &reconnects = st->metrics.reconnects](double s, const std::string& why) {
+      reconnects.inc();
       windows->try_put(SourceUnit{i, GapUnit{s, why}});
     };
     ev.error = [this, i](const std::string& m) { windows->try_put(SourceUnit{i, ErrorUnit{m}}); };
@@ -443,6 +470,7 @@ Pipeline::Pipeline(PipelineConfig cfg) : impl_(std::make_unique<Impl>(std::move(
   impl_->load_engine();
   impl_->make_sinks();
   impl_->build_graph();
+  impl_->make_streams();
 }
 
 Pipeline::~Pipeline() = default;
@@ -482,12 +510,14 @@ RunSummary Pipeline::run(const std::atomic<bool>& stop) {
     std::lock_guard<std::mutex> lock(im.summary_mu);
     out = im.summary;
   }
+  // From the exported counters, not the windows' own: the run's summary checks what /metrics
+  // reports.
+  const auto total = [](const Counter& c) { return static_cast<int64_t>(c.value()); };
   for (auto& s : im.streams) {
-    const WindowStats& w = s->windows->stats();
-    out.audio_frames_in += w.audio_frames_in;
-    out.audio_frames_used += w.audio_frames_used;
-    out.video_frames_in += w.video_frames_in;
-    out.video_frames_used += w.video_frames_used;
+    out.audio_frames_in += total(s->metrics.audio_frames_in);
+    out.audio_frames_used += total(s->metrics.audio_frames_used);
+    out.video_frames_in += total(s->metrics.video_frames_in);
+    out.video_frames_used += total(s->metrics.video_frames_used);
   }
   return out;
 }

@@ -100,6 +100,26 @@ class MetricsRegistry {
 // Content-Type of render_prometheus()'s text.
 inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
+// One stream's series, resolved once when the graph is set up (PipelineMetrics::for_stream).
+struct StreamMetrics {
+  Counter& video_frames_in;
+  Counter& video_frames_used;
+  Counter& audio_frames_in;
+  Counter& audio_frames_used;
+  // rawflow_dropped_total{unit="request",reason="queue_full"}
+  Counter& requests_dropped_queue_full;
+  Counter& reconnects;
+  Counter& gaps;
+  Counter& gap_seconds;
+};
+
+// One (stream, task) pair's series (PipelineMetrics::for_task).
+struct TaskMetrics {
+  Histogram& request_latency;
+  Counter& prompt_tokens;
+  Counter& generated_tokens;
+};
+
 // The metrics rawflow exports, by their documented names (docs/metrics.md). Each accessor
 // registers the series on first use and returns the same handle after: call it at set-up and keep
 // the handle on the hot path.
@@ -126,6 +146,10 @@ class PipelineMetrics {
   Histogram& request_latency(std::string_view stream, std::string_view task);
   Counter& prompt_tokens(std::string_view stream, std::string_view task);
   Counter& generated_tokens(std::string_view stream, std::string_view task);
+
+  // Every per-stream / per-(stream, task) handle above, in one call each.
+  StreamMetrics for_stream(std::string_view stream);
+  TaskMetrics for_task(std::string_view stream, std::string_view task);
 
   // Engine-wide.
   Histogram& sequences_per_forward();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <iterator>
 
 namespace rawflow::pipeline {
 namespace {
@@ -13,13 +14,37 @@ int64_t frames_ceil(int64_t samples) { return (samples + kFrame - 1) / kFrame; }
 
 }  // namespace
 
+int64_t UsedUnits::mark(int64_t begin, int64_t end) {
+  if (end <= begin) return 0;
+  // Merge [begin, end) with every range it overlaps or touches, counting what was already there.
+  auto it = ranges_.upper_bound(begin);
+  if (it != ranges_.begin() && std::prev(it)->second >= begin) --it;
+  int64_t lo = begin, hi = end, already = 0;
+  while (it != ranges_.end() && it->first <= end) {
+    already += std::max<int64_t>(0, std::min(it->second, end) - std::max(it->first, begin));
+    lo = std::min(lo, it->first);
+    hi = std::max(hi, it->second);
+    it = ranges_.erase(it);
+  }
+  ranges_.emplace(lo, hi);
+  const int64_t added = (end - begin) - already;
+  count_ += added;
+  return added;
+}
+
+void UsedUnits::forget_below(int64_t n) {
+  while (!ranges_.empty() && ranges_.begin()->second <= n) ranges_.erase(ranges_.begin());
+}
+
 uint64_t next_request_id() {
   static std::atomic<uint64_t> next{1};
   return next.fetch_add(1);
 }
 
 StreamWindows::StreamWindows(const PipelineConfig& cfg, size_t stream_index)
-    : cfg_(cfg), stream_(stream_index), live_(cfg.streams[stream_index].kind == StreamKind::Live) {
+    : cfg_(cfg),
+      stream_(stream_index),
+      droppable_(cfg.streams[stream_index].queue.overflow == Overflow::DropOldest) {
   const StreamConfig& s = cfg.streams[stream_index];
   for (const std::string& name : s.tasks) {
     const TaskConfig* t = cfg.find_task(name);
@@ -49,7 +74,7 @@ void StreamWindows::on_audio(const std::vector<float>& samples) {
 }
 
 void StreamWindows::on_video(const media::RgbImage& image, double t) {
-  ++stats_.video_frames_in;
+  const int64_t index = stats_.video_frames_in++;
   for (TaskState& ts : tasks_) {
     if (!ts.cfg->uses_video()) continue;
     while (t >= ts.next_at) fire_interval(ts);
@@ -60,9 +85,17 @@ void StreamWindows::on_video(const media::RgbImage& image, double t) {
     const auto slot_of = [&](double x) {
       return static_cast<int64_t>((x - interval_start) / slot);
     };
-    if (ts.frames.empty() || slot_of(t) > slot_of(ts.frames.back().first))
-      ts.frames.emplace_back(t, image);
+    if (ts.frames.empty() || slot_of(t) > slot_of(ts.frames.back().t))
+      ts.frames.push_back({t, index, image});
   }
+  video_used_.forget_below(oldest_held_frame());
+}
+
+int64_t StreamWindows::oldest_held_frame() const {
+  int64_t oldest = stats_.video_frames_in;
+  for (const TaskState& t : tasks_)
+    if (!t.frames.empty()) oldest = std::min(oldest, t.frames.front().index);
+  return oldest;
 }
 
 void StreamWindows::on_gap(double seconds) {
@@ -78,7 +111,7 @@ void StreamWindows::on_gap(double seconds) {
   total_ += skip;
   buf_.clear();
   buf_first_ = total_;
-  used_until_ = total_;
+  audio_used_.forget_below(received_ / kFrame);
   for (TaskState& t : tasks_) {
     t.next_start = total_;
     t.next_at = audio_time() + t.cfg->interval_s;
@@ -107,7 +140,7 @@ void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
   MediaRequest r;
   r.stream = stream_;
   r.task = t.task;
-  r.live = live_;
+  r.droppable = droppable_;
   take_audio(r, t.next_start, end);
   r.start_s = static_cast<double>(t.next_start) / kRate;
   r.end_s = static_cast<double>(end) / kRate;
@@ -117,7 +150,7 @@ void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
     ++stats_.silent_skipped;
     return;
   }
-  count_used(r.audio_first_sample, end);
+  count_audio_used(r.audio_first_sample, end);
   r.id = next_request_id();
   r.created = std::chrono::steady_clock::now();
   out_.push_back(std::move(r));
@@ -127,7 +160,7 @@ void StreamWindows::fire_interval(TaskState& t) {
   const double end_s = t.next_at;
   const double start_s = end_s - t.cfg->interval_s;
   t.next_at += t.cfg->interval_s;
-  std::vector<std::pair<double, media::RgbImage>> frames;
+  std::vector<HeldFrame> frames;
   frames.swap(t.frames);
   if (t.cfg->uses_video() && frames.empty()) {
     ++stats_.empty_skipped;
@@ -136,26 +169,28 @@ void StreamWindows::fire_interval(TaskState& t) {
   MediaRequest r;
   r.stream = stream_;
   r.task = t.task;
-  r.live = live_;
+  r.droppable = droppable_;
   r.start_s = start_s;
-  r.end_s = std::min(end_s, std::max(audio_time(), frames.empty() ? 0.0 : frames.back().first));
-  for (auto& [time, img] : frames) {
-    r.frame_times.push_back(time);
-    r.frames.push_back(std::move(img));
+  r.end_s = std::min(end_s, std::max(audio_time(), frames.empty() ? 0.0 : frames.back().t));
+  for (HeldFrame& f : frames) {
+    r.frame_times.push_back(f.t);
+    r.frames.push_back(std::move(f.image));
   }
   if (t.cfg->uses_audio()) {
     // The last audio_window_s seconds before the interval's last frame (or its end).
     const double until = frames.empty() ? std::min(end_s, audio_time()) : r.frame_times.back();
     const int64_t e = std::clamp<int64_t>(std::llround(until * kRate), buf_first_, total_);
-    const int64_t b = std::max<int64_t>(buf_first_, e - std::llround(t.cfg->audio_window_s * kRate));
+    const int64_t b =
+        std::max<int64_t>(buf_first_, e - std::llround(t.cfg->audio_window_s * kRate));
     take_audio(r, b, e);
     if (!passes_gate(*t.cfg, r.audio)) {
       ++stats_.silent_skipped;
       return;
     }
-    count_used(b, e);
+    count_audio_used(b, e);
   }
-  stats_.video_frames_used += static_cast<int64_t>(r.frames.size());
+  for (const HeldFrame& f : frames) video_used_.mark(f.index, f.index + 1);
+  stats_.video_frames_used = video_used_.count();
   r.id = next_request_id();
   r.created = std::chrono::steady_clock::now();
   out_.push_back(std::move(r));
@@ -196,14 +231,17 @@ void StreamWindows::trim_audio() {
   keep_from = std::max(keep_from, buf_first_);
   buf_.erase(buf_.begin(), buf_.begin() + (keep_from - buf_first_));
   buf_first_ = keep_from;
+  // No request reaches before buf_first_ any more; its frame may still be partly ahead.
+  audio_used_.forget_below((buf_first_ - (total_ - received_)) / kFrame);
 }
 
-void StreamWindows::count_used(int64_t begin, int64_t end) {
-  // Each 640-sample frame of the timeline counts once, however many windows overlap it.
-  const int64_t from = std::max(begin, used_until_);
-  if (end <= from) return;
-  stats_.audio_frames_used += frames_ceil(end) - frames_ceil(from);
-  used_until_ = end;
+void StreamWindows::count_audio_used(int64_t begin, int64_t end) {
+  // [begin, end) is on the timeline and within the audio received since the last gap (a gap
+  // empties the buffer), so the gap samples before it are total_ − received_.
+  if (end <= begin) return;
+  const int64_t gap_samples = total_ - received_;
+  audio_used_.mark((begin - gap_samples) / kFrame, frames_ceil(end - gap_samples));
+  stats_.audio_frames_used = audio_used_.count();
 }
 
 }  // namespace rawflow::pipeline

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,9 @@ struct MediaRequest {
   uint64_t id = 0;
   size_t stream = 0;  // index into PipelineConfig::streams
   size_t task = 0;    // index into PipelineConfig::tasks
-  bool live = false;
+  // The stream's overflow is drop_oldest (live streams by default): the scheduler may drop the
+  // request when the stream's queue is full.
+  bool droppable = false;
   double start_s = 0, end_s = 0;        // media time covered
   std::vector<media::RgbImage> frames;  // in time order
   std::vector<double> frame_times;
@@ -28,13 +31,33 @@ struct MediaRequest {
   std::chrono::steady_clock::time_point created;
 };
 
+// Units that went into requests, each counted once however many requests share it
+// (docs/metrics.md). Audio frames are the 640-sample frames of the received audio (gaps excluded),
+// numbered from the stream's start; a frame is used when one of its samples is in a request.
 struct WindowStats {
-  int64_t audio_frames_in = 0;    // 640-sample frames received
-  int64_t audio_frames_used = 0;  // 640-sample frames put into requests (counted once each)
-  int64_t video_frames_in = 0;
-  int64_t video_frames_used = 0;
-  int64_t silent_skipped = 0;  // requests the silence gate skipped
-  int64_t empty_skipped = 0;   // describe intervals without a frame
+  int64_t audio_frames_in = 0;    // 640-sample frames received (the last one may be partial)
+  int64_t audio_frames_used = 0;  // of those, put into at least one request
+  int64_t video_frames_in = 0;    // frames the source delivered (after its sampling)
+  int64_t video_frames_used = 0;  // of those, put into at least one request
+  int64_t silent_skipped = 0;     // requests the silence gate skipped
+  int64_t empty_skipped = 0;      // describe intervals without a frame
+};
+
+// Which units (numbered in arrival order) went into at least one request, counting each once:
+// requests may share units and be made out of order (tasks with different windows fire at
+// different times). Memory stays bounded through forget_below().
+class UsedUnits {
+ public:
+  // Marks units [begin, end); returns how many of them were not marked before.
+  int64_t mark(int64_t begin, int64_t end);
+  // A promise that no later mark() reaches below `n`: the bookkeeping there is released.
+  void forget_below(int64_t n);
+  int64_t count() const { return count_; }
+  size_t ranges() const { return ranges_.size(); }
+
+ private:
+  std::map<int64_t, int64_t> ranges_;  // begin → end: disjoint, neither overlapping nor touching
+  int64_t count_ = 0;
 };
 
 class StreamWindows {
@@ -57,12 +80,17 @@ class StreamWindows {
 
  private:
   static constexpr int64_t kRate = 16000;
+  struct HeldFrame {
+    double t = 0;
+    int64_t index = 0;  // arrival number, for counting each frame once
+    media::RgbImage image;
+  };
   struct TaskState {
     size_t task = 0;
     const TaskConfig* cfg = nullptr;
-    int64_t next_start = 0;  // transcribe: timeline sample index of the next window
-    double next_at = 0;      // describe/prompt: end of the current interval
-    std::vector<std::pair<double, media::RgbImage>> frames;  // of the current interval
+    int64_t next_start = 0;         // transcribe: timeline sample index of the next window
+    double next_at = 0;             // describe/prompt: end of the current interval
+    std::vector<HeldFrame> frames;  // kept for the current interval
   };
 
   void fire_transcribe(TaskState& t, int64_t end);
@@ -70,17 +98,19 @@ class StreamWindows {
   void take_audio(MediaRequest& r, int64_t begin, int64_t end);
   bool passes_gate(const TaskConfig& t, const std::vector<float>& audio) const;
   void trim_audio();
-  void count_used(int64_t begin, int64_t end);
+  void count_audio_used(int64_t begin, int64_t end);
+  int64_t oldest_held_frame() const;
 
   const PipelineConfig& cfg_;
   size_t stream_;
-  bool live_;
+  bool droppable_;
   std::vector<TaskState> tasks_;
   std::deque<float> buf_;  // timeline samples [buf_first_, total_)
   int64_t buf_first_ = 0;
-  int64_t total_ = 0;
-  int64_t used_until_ = 0;  // audio frames before this sample index were counted as used
-  int64_t received_ = 0;    // samples received (gaps excluded)
+  int64_t total_ = 0;     // timeline samples (gaps included)
+  int64_t received_ = 0;  // samples received (gaps excluded): total_ − received_ = gap samples
+  UsedUnits audio_used_;  // received-audio frame numbers
+  UsedUnits video_used_;  // video frame arrival numbers
   std::vector<MediaRequest> out_;
   WindowStats stats_;
 };

@@ -7,36 +7,17 @@
 #define BOOST_TEST_MODULE test_gemma4_text
 #include <boost/test/unit_test.hpp>
 #include <cmath>
-#include <filesystem>
 #include <random>
 
 #include "model/error.h"
 #include "model/model_loader.h"
-#include "model/synth.h"
+#include "tests/test_models.h"
 
 using namespace rawflow;
 
 namespace {
 
-std::string work_dir() {
-  const char* w = std::getenv("RAWFLOW_TEST_WORK");
-  std::string dir = std::string(w ? w : "/tmp") + "/test_gemma4_text";
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-const LoadedModel& tiny_model() {
-  static LoadedModel m = [] {
-    SynthOptions o;
-    o.preset = "tiny";
-    o.dtype = DType::F32;
-    o.seed = 5;
-    o.out = work_dir() + "/tiny-f32.gguf";
-    synth_model(o);
-    return load_model(o.out);
-  }();
-  return m;
-}
+const LoadedModel& tiny_model() { return test::tiny_model(5, "test_gemma4_text"); }
 
 std::vector<int32_t> prompt(size_t n, uint32_t seed) {
   std::mt19937 g(seed);

@@ -4,38 +4,19 @@
 #define BOOST_TEST_MODULE test_multimodal_prompt
 #include <boost/test/unit_test.hpp>
 #include <cmath>
-#include <filesystem>
 #include <random>
 
 #include "model/attention_mask.h"
 #include "model/error.h"
 #include "model/model_loader.h"
 #include "model/multimodal_prompt.h"
-#include "model/synth.h"
+#include "tests/test_models.h"
 
 using namespace rawflow;
 
 namespace {
 
-std::string work_dir() {
-  const char* w = std::getenv("RAWFLOW_TEST_WORK");
-  std::string dir = std::string(w ? w : "/tmp") + "/test_multimodal_prompt";
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-const LoadedModel& tiny_model() {
-  static LoadedModel m = [] {
-    SynthOptions o;
-    o.preset = "tiny";
-    o.dtype = DType::F32;
-    o.seed = 11;
-    o.out = work_dir() + "/tiny-f32.gguf";
-    synth_model(o);
-    return load_model(o.out);
-  }();
-  return m;
-}
+const LoadedModel& tiny_model() { return test::tiny_model(11, "test_multimodal_prompt"); }
 
 // An embedded media item whose rows are random but of the scale of text embedding rows.
 MediaEmbedding media(MediaEmbedding::Kind kind, int64_t rows, int64_t hidden, uint32_t seed,

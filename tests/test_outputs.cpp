@@ -817,6 +817,48 @@ BOOST_AUTO_TEST_CASE(metrics_json_for_stats_events) {
   BOOST_TEST(json::parse(pipeline::to_json(s))["stats"] == only_a);
 }
 
+// The graph resolves these bundles once and keeps them for the whole run: they must be the same
+// series the accessors return, and stay valid however many series are registered after them.
+BOOST_AUTO_TEST_CASE(metric_handle_bundles_are_the_series_and_stay_valid) {
+  pipeline::MetricsRegistry r;
+  pipeline::PipelineMetrics m(r);
+  const pipeline::StreamMetrics s = m.for_stream("a");
+  const pipeline::TaskMetrics t = m.for_task("a", "speech");
+  BOOST_TEST(&s.video_frames_in == &m.video_frames_in("a"));
+  BOOST_TEST(&s.video_frames_used == &m.video_frames_used("a"));
+  BOOST_TEST(&s.audio_frames_in == &m.audio_frames_in("a"));
+  BOOST_TEST(&s.audio_frames_used == &m.audio_frames_used("a"));
+  BOOST_TEST(&s.requests_dropped_queue_full == &m.dropped("a", "request", "queue_full"));
+  BOOST_TEST(&s.reconnects == &m.reconnects("a"));
+  BOOST_TEST(&s.gaps == &m.gaps("a"));
+  BOOST_TEST(&s.gap_seconds == &m.gap_seconds("a"));
+  BOOST_TEST(&t.request_latency == &m.request_latency("a", "speech"));
+  BOOST_TEST(&t.prompt_tokens == &m.prompt_tokens("a", "speech"));
+  BOOST_TEST(&t.generated_tokens == &m.generated_tokens("a", "speech"));
+  // Many more series in the same families and in new ones: the registry's vectors reallocate.
+  for (int i = 0; i < 500; ++i) {
+    m.for_stream("s" + std::to_string(i));
+    m.for_task("a", "t" + std::to_string(i));
+    r.counter("extra_" + std::to_string(i) + "_total", "h");
+  }
+  s.video_frames_used.inc(3);
+  s.requests_dropped_queue_full.inc();
+  t.generated_tokens.inc(7);
+  t.request_latency.observe(0.2);
+  BOOST_TEST(&s.video_frames_used == &m.video_frames_used("a"));
+  const json a = json::parse(r.render_json("a"));
+  BOOST_TEST(a["rawflow_video_frames_used_total"][0]["value"].get<double>() == 3);
+  BOOST_TEST(a["rawflow_dropped_total"][0]["value"].get<double>() == 1);
+  const auto of_speech = [&](const char* family) {
+    for (const json& series : a.at(family))
+      if (series["labels"]["task"] == "speech") return series;
+    BOOST_ERROR(family << ": no series of task speech");
+    return json();
+  };
+  BOOST_TEST(of_speech("rawflow_generated_tokens_total")["value"].get<double>() == 7);
+  BOOST_TEST(of_speech("rawflow_request_latency_seconds")["count"].get<int>() == 1);
+}
+
 BOOST_AUTO_TEST_CASE(docs_name_every_metric_and_result_field) {
   pipeline::MetricsRegistry r;
   pipeline::PipelineMetrics m(r);

@@ -3,6 +3,8 @@
 # engine (a synthesized tiny model: random weights, so the text is not checked, only its structure),
 # the JSONL / stdout / ZeroMQ outputs with a real subscriber. Checks:
 #  - every 640-sample frame of the input is used exactly once (window = hop), nothing dropped;
+#  - frames shared by several tasks or overlapping windows are counted used once (the summary
+#    reads the exported rawflow_*_frames_*_total counters);
 #  - results carry the media ranges of the windows, in order, one final per request;
 #  - configs/demo.yaml and configs/archive-bulk.yaml run (paths overridden with --set);
 #  - four streams share one engine and forwards hold more than one sequence.
@@ -20,6 +22,9 @@ ffmpeg -loglevel error -y -f lavfi -i "sine=frequency=300:sample_rate=16000:dura
 
 summary_field() {  # log key: "audio frames X in / Y used" -> X Y
   sed -n 's/.*audio frames \([0-9]*\) in \/ \([0-9]*\) used.*/\1 \2/p' "$1"
+}
+video_field() {  # log key: "video frames X in / Y used" -> X Y
+  sed -n 's/.*video frames \([0-9]*\) in \/ \([0-9]*\) used.*/\1 \2/p' "$1"
 }
 
 echo "== configs/demo.yaml"
@@ -67,6 +72,43 @@ grep -q 'results, 0 errors' "$work/archive.log" || { echo "FAIL: errors in the a
 seq=$(sed -n 's/.*up to \([0-9]*\) sequences per forward.*/\1/p' "$work/archive.log")
 [ "$seq" -ge 2 ] || { echo "FAIL: never more than one sequence per forward ($seq)"; exit 1; }
 echo "sequences per forward: up to $seq"
+
+echo "== frames shared by tasks and by overlapping windows are used once"
+# Audio: overlapping transcription windows (hop 5 < window 10) plus a prompt over the last 3 s of
+# each 10 s, listed first so that its requests are made before the transcription's earlier ones.
+# Video: one frame every 5 s; `scene5` uses all 6, `scene` 3 of the same ones.
+cat >"$work/shared.yaml" <<YAML
+version: 1
+streams:
+  - {name: shared, url: $work/demo.mkv, video: {sample_fps: 0.2}}
+tasks:
+  - {name: ask, kind: prompt, prompt: 'What was said?', interval_s: 10, frames_per_request: 0,
+     include_audio_s: 3, max_new_tokens: 4}
+  - {name: speech, kind: transcribe, window_s: 10, hop_s: 5, max_new_tokens: 4}
+  - {name: scene, kind: describe, interval_s: 10, image_budget: 70, max_new_tokens: 4}
+  - {name: scene5, kind: describe, interval_s: 5, image_budget: 70, max_new_tokens: 4}
+engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf, max_batch: 4}
+outputs:
+  jsonl: {path: $work/shared.jsonl}
+YAML
+"$RAWFLOW_BIN" run "$work/shared.yaml" 2>"$work/shared.log" || { cat "$work/shared.log"; exit 1; }
+tail -1 "$work/shared.log"
+read -r fin fused < <(summary_field "$work/shared.log")
+[ "$fin" = 750 ] && [ "$fused" = 750 ] ||
+  { echo "FAIL: audio: 750 frames in and used once expected, got $fin in / $fused used"; exit 1; }
+read -r vin vused < <(video_field "$work/shared.log")
+[ "$vin" = 6 ] && [ "$vused" = 6 ] ||
+  { echo "FAIL: video: 6 frames in and used once expected, got $vin in / $vused used"; exit 1; }
+$py - "$work/shared.jsonl" <<'PY'
+import json, sys
+finals = {}
+for e in map(json.loads, open(sys.argv[1])):
+    if e["kind"] == "final":
+        finals[e["task"]] = finals.get(e["task"], 0) + 1
+print("finals by task:", finals)
+# scene + scene5 = 9 frames in requests for the 6 used; speech windows start every 5 s.
+assert finals == {"ask": 3, "speech": 6, "scene": 3, "scene5": 6}, finals
+PY
 
 echo "== four streams, one engine, ZeroMQ to a real subscriber"
 port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -1,0 +1,194 @@
+// The windows/tasks stage (pipeline/windows.*): which requests a stream's units become, and the
+// frames-used counts behind rawflow_{audio,video}_frames_used_total. Units are synthetic (a
+// constant-level tone, 2×2 frames); every expected count is exact arithmetic on 640-sample audio
+// frames at 16 kHz (25 per second), so the checks are equalities.
+#define BOOST_TEST_MODULE test_windows
+#include <boost/test/unit_test.hpp>
+#include <string>
+#include <vector>
+
+#include "pipeline/config.h"
+#include "pipeline/windows.h"
+
+using namespace rawflow;
+using namespace rawflow::pipeline;
+
+namespace {
+
+constexpr int kRate = 16000;
+constexpr int kFramesPerSecond = kRate / 640;
+
+// A one-stream configuration running `tasks` (YAML list items) on `url`.
+PipelineConfig config(const std::string& tasks, const std::string& url = "clip.mkv",
+                      const std::string& stream_extra = "") {
+  const std::string yaml = "streams:\n  - name: cam\n    url: " + url + "\n" + stream_extra +
+                           "tasks:\n" + tasks +
+                           "engine: {model: tiny.gguf, mmproj: tiny-mmproj.gguf}\n"
+                           "outputs: {stdout: {}}\n";
+  return load_config_string(yaml, "t.yaml");
+}
+
+// Feeds `seconds` of audio in packets of `packet` samples (not a multiple of 640, as a decoder's
+// packets are not).
+void feed_audio(StreamWindows& w, double seconds, int packet = 1000) {
+  const int64_t total = static_cast<int64_t>(seconds * kRate);
+  for (int64_t at = 0; at < total; at += packet)
+    w.on_audio(
+        std::vector<float>(static_cast<size_t>(std::min<int64_t>(packet, total - at)), 0.1f));
+}
+
+media::RgbImage tiny_frame() {
+  media::RgbImage img;
+  img.width = img.height = 2;
+  img.rgb.assign(12, 128);
+  return img;
+}
+
+struct Made {
+  std::vector<MediaRequest> requests;
+  size_t of_task(const PipelineConfig& cfg, const std::string& name) const {
+    size_t n = 0;
+    for (const MediaRequest& r : requests) n += cfg.tasks[r.task].name == name;
+    return n;
+  }
+};
+
+Made take_all(StreamWindows& w, Made m = {}) {
+  for (MediaRequest& r : w.take()) m.requests.push_back(std::move(r));
+  return m;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(used_units_count_each_unit_once_in_any_order) {
+  UsedUnits u;
+  BOOST_TEST(u.mark(10, 20) == 10);
+  BOOST_TEST(u.mark(0, 5) == 5);    // earlier than what is already there
+  BOOST_TEST(u.mark(15, 25) == 5);  // overlaps: only 20..25 is new
+  BOOST_TEST(u.mark(5, 10) == 5);   // fills the hole: one range 0..25
+  BOOST_TEST(u.mark(3, 24) == 0);   // all seen
+  BOOST_TEST(u.mark(30, 30) == 0);  // empty
+  BOOST_TEST(u.count() == 25);
+  BOOST_TEST(u.ranges() == 1u);
+  BOOST_TEST(u.mark(40, 41) == 1);
+  BOOST_TEST(u.mark(50, 51) == 1);
+  BOOST_TEST(u.ranges() == 3u);
+  u.forget_below(41);  // 0..25 and 40..41 can no longer be reached
+  BOOST_TEST(u.ranges() == 1u);
+  BOOST_TEST(u.count() == 27);  // forgetting never uncounts
+  BOOST_TEST(u.mark(50, 52) == 1);
+}
+
+// Overlapping transcription windows (hop < window) share most of their audio; each 40 ms frame
+// still counts once.
+BOOST_AUTO_TEST_CASE(overlapping_windows_count_each_audio_frame_once) {
+  const PipelineConfig cfg =
+      config("  - {name: speech, kind: transcribe, window_s: 10, hop_s: 4}\n");
+  StreamWindows w(cfg, 0);
+  feed_audio(w, 30.0);
+  w.on_end();
+  const Made m = take_all(w);
+  // Full windows [0, 10) ... [20, 30), then the end of the file closes [24, 30).
+  BOOST_TEST(m.requests.size() == 7u);
+  BOOST_TEST(w.stats().audio_frames_in == 30 * kFramesPerSecond);
+  BOOST_TEST(w.stats().audio_frames_used == 30 * kFramesPerSecond);
+}
+
+// Tasks fire in config order for the same audio: here the prompt's window [7, 10) is made before
+// the transcription's [5, 10) although it starts later. Every frame of [0, 30) is in a request
+// and must be counted, whatever the order requests were made in.
+BOOST_AUTO_TEST_CASE(audio_used_out_of_order_by_two_tasks_is_counted_once_and_fully) {
+  const std::string ask =
+      "  - {name: ask, kind: prompt, prompt: 'What was said?', interval_s: 10, "
+      "frames_per_request: 0, include_audio_s: 3}\n";
+  const std::string speech = "  - {name: speech, kind: transcribe, window_s: 5}\n";
+  {
+    const PipelineConfig cfg = config(ask + speech);
+    StreamWindows w(cfg, 0);
+    feed_audio(w, 30.0);
+    w.on_end();
+    const Made m = take_all(w);
+    BOOST_TEST(m.of_task(cfg, "ask") == 3u);
+    BOOST_TEST(m.of_task(cfg, "speech") == 6u);
+    BOOST_TEST(w.stats().audio_frames_in == 750);
+    BOOST_TEST(w.stats().audio_frames_used == 750);
+  }
+  {  // The prompt alone uses [7, 10), [17, 20), [27, 30): 3 × 3 s.
+    const PipelineConfig cfg = config(ask);
+    StreamWindows w(cfg, 0);
+    feed_audio(w, 30.0);
+    w.on_end();
+    BOOST_TEST(take_all(w).requests.size() == 3u);
+    BOOST_TEST(w.stats().audio_frames_in == 750);
+    BOOST_TEST(w.stats().audio_frames_used == 3 * 3 * kFramesPerSecond);
+  }
+}
+
+// Two describe tasks keep some of the same frames; a frame in both tasks' requests is one frame
+// used. 1 frame per second for 30 s: `scene` keeps 0, 10, 20; `scene5` keeps 0, 5, ..., 25.
+BOOST_AUTO_TEST_CASE(a_video_frame_shared_by_two_tasks_is_counted_once) {
+  const PipelineConfig cfg = config(
+      "  - {name: scene, kind: describe, interval_s: 10, image_budget: 70}\n"
+      "  - {name: scene5, kind: describe, interval_s: 5, image_budget: 70}\n");
+  StreamWindows w(cfg, 0);
+  for (int t = 0; t < 30; ++t) w.on_video(tiny_frame(), t);
+  w.on_end();
+  const Made m = take_all(w);
+  BOOST_TEST(m.of_task(cfg, "scene") == 3u);
+  BOOST_TEST(m.of_task(cfg, "scene5") == 6u);
+  size_t frames_in_requests = 0;
+  for (const MediaRequest& r : m.requests) frames_in_requests += r.frames.size();
+  BOOST_TEST(frames_in_requests == 9u);  // 3 frames go to both tasks...
+  BOOST_TEST(w.stats().video_frames_in == 30);
+  BOOST_TEST(w.stats().video_frames_used == 6);  // ...and are 3 frames used, not 6
+}
+
+// A frame a task skips (its slot is taken) is not used; one frame per request over several slots
+// is. With 2 frames per 10 s interval at 1 fps: frames 0 and 5 of each interval.
+BOOST_AUTO_TEST_CASE(frames_skipped_by_every_task_are_not_used) {
+  const PipelineConfig cfg = config(
+      "  - {name: scene, kind: describe, interval_s: 10, frames_per_request: 2, "
+      "image_budget: 70}\n");
+  StreamWindows w(cfg, 0);
+  for (int t = 0; t < 40; ++t) w.on_video(tiny_frame(), t);
+  w.on_end();
+  const Made m = take_all(w);
+  BOOST_REQUIRE_EQUAL(m.requests.size(), 4u);
+  BOOST_TEST(m.requests[1].frame_times == std::vector<double>({10.0, 15.0}));
+  BOOST_TEST(w.stats().video_frames_in == 40);
+  BOOST_TEST(w.stats().video_frames_used == 8);
+}
+
+// Frames are counted on the audio received: a gap (lost media, not a multiple of 640 samples)
+// moves the timeline but neither adds frames nor shifts the count of those after it.
+BOOST_AUTO_TEST_CASE(audio_frames_around_a_gap_are_counted_on_what_was_received) {
+  const PipelineConfig cfg = config("  - {name: speech, kind: transcribe, window_s: 2}\n");
+  StreamWindows w(cfg, 0);
+  feed_audio(w, 5.0);
+  w.on_gap(0.0123);  // 196.8 samples → 197 on the timeline
+  feed_audio(w, 5.0);
+  w.on_end();
+  const Made m = take_all(w);
+  // [0,2) [2,4) [4,5) closed by the gap; then three more from the gap's end.
+  BOOST_TEST(m.requests.size() == 6u);
+  BOOST_TEST(m.requests[3].start_s == (5 * kRate + 197) / double(kRate));
+  BOOST_TEST(w.stats().audio_frames_in == 10 * kFramesPerSecond);
+  BOOST_TEST(w.stats().audio_frames_used == 10 * kFramesPerSecond);
+}
+
+// Requests say whether the scheduler may drop them: the stream's overflow policy decides, not its
+// kind (a live stream set to `block` waits instead of losing work).
+BOOST_AUTO_TEST_CASE(requests_are_droppable_exactly_when_the_stream_drops_the_oldest) {
+  const std::string task = "  - {name: speech, kind: transcribe, window_s: 1}\n";
+  const auto droppable = [&](const std::string& url, const std::string& extra) {
+    const PipelineConfig cfg = config(task, url, extra);
+    StreamWindows w(cfg, 0);
+    feed_audio(w, 1.0);
+    const Made m = take_all(w);
+    BOOST_REQUIRE_EQUAL(m.requests.size(), 1u);
+    return m.requests[0].droppable;
+  };
+  BOOST_TEST(droppable("rtsp://127.0.0.1/cam", "") == true);
+  BOOST_TEST(droppable("rtsp://127.0.0.1/cam", "    queue: {overflow: block}\n") == false);
+  BOOST_TEST(droppable("clip.mkv", "") == false);
+}

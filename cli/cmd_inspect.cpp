@@ -1,5 +1,6 @@
 // rawflow inspect: what a model file holds — metadata, tensors, dtypes, sizes, parameter count —
 // or a media file's streams, or the soft tokens a projector makes of an image or audio file.
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -8,8 +9,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/multimodal.h"
 #include "media/decode.h"
 #include "media/embed.h"
+#include "media/image_budget.h"
+#include "media/resize.h"
 #include "model/gguf.h"
 #include "model/model_loader.h"
 
@@ -90,6 +94,66 @@ bool is_gguf(const std::string& path) {
   return ok;
 }
 
+int budget_option(const Args& a) {
+  const int budget = static_cast<int>(a.get_int("--budget"));
+  if (!media::is_image_budget(budget))
+    throw UsageError("--budget " + std::to_string(budget) + ": not one of 70, 140, 280, 560, 1120");
+  return budget;
+}
+
+long long repeat_option(const Args& a) {
+  const long long n = a.get_int("--repeat");
+  if (n < 1) throw UsageError("--repeat " + std::to_string(n) + ": must be at least 1");
+  return n;
+}
+
+struct PixelSize {
+  int width = 0;
+  int height = 0;
+};
+
+// "WxH" of --size, both positive; any size, not only multiples of 48 (the resize takes any).
+PixelSize parse_size(const std::string& text) {
+  PixelSize s;
+  char rest = 0;
+  if (std::sscanf(text.c_str(), "%dx%d%c", &s.width, &s.height, &rest) != 2 || s.width <= 0 ||
+      s.height <= 0)
+    throw UsageError("--size `" + text + "`: expected WIDTHxHEIGHT, both positive (e.g. 768x768)");
+  return s;
+}
+
+media::ResizeArithmetic parse_arithmetic(const std::string& name) {
+  if (name == "pillow") return media::ResizeArithmetic::Pillow;
+  if (name == "torch-uint8") return media::ResizeArithmetic::TorchUint8;
+  throw UsageError("--resize-arithmetic `" + name + "`: not one of pillow, torch-uint8");
+}
+
+// `inspect --image F --resized-out O`: the pixels the vision embedder would be given (before the
+// division by 255), for comparing the resize with other implementations (bench/).
+int inspect_resize(const Args& a) {
+  if (!a.has("--image")) throw UsageError("rawflow inspect --resized-out: give --image F");
+  const media::RgbImage img = media::decode_image(a.get("--image"));
+  PixelSize target;
+  if (a.has("--size")) {
+    target = parse_size(a.get("--size"));
+  } else {
+    const media::GridSize grid = media::hf_target_size(img.width, img.height, budget_option(a));
+    target = {grid.width, grid.height};
+  }
+  const auto arithmetic = parse_arithmetic(a.get("--resize-arithmetic"));
+  const media::RgbImage out =
+      media::resize_bicubic_antialias(img, target.width, target.height, arithmetic);
+  const std::string path = a.get("--resized-out");
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(out.rgb.data()),
+          static_cast<std::streamsize>(out.rgb.size()));
+  if (!f) throw UsageError("cannot write `" + path + "`");
+  std::printf("image %s: %dx%d -> %dx%d (%s arithmetic), wrote %zu bytes of raw RGB to %s\n",
+              a.get("--image").c_str(), img.width, img.height, out.width, out.height,
+              a.get("--resize-arithmetic").c_str(), out.rgb.size(), path.c_str());
+  return 0;
+}
+
 // `inspect --mmproj P (--image F | --audio F)`: the soft tokens the decoder would receive, for
 // checking a conversion against another implementation.
 int inspect_embeddings(const Args& a) {
@@ -98,17 +162,28 @@ int inspect_embeddings(const Args& a) {
   auto mm = Gemma4Mmproj::open(a.get("--mmproj"));
   MediaEmbedding e;
   if (a.has("--image")) {
-    const int budget = static_cast<int>(a.get_int("--budget"));
-    if (!media::is_image_budget(budget))
-      throw UsageError("--budget " + std::to_string(budget) +
-                       ": not one of 70, 140, 280, 560, 1120");
+    const int budget = budget_option(a);
     const media::RgbImage img = media::decode_image(a.get("--image"));
-    const auto grid = media::hf_target_size(img.width, img.height, budget);
-    e = media::embed_image(Gemma4VisionEmbedder(*mm), img, budget);
+    const Gemma4VisionEmbedder vision(*mm);
+    const media::PreparedImage prepared = media::prepare_image(img, budget, vision.patch_order());
+    const auto& grid = prepared.grid;
+    // Repeated calls show the embedders' one-time setup (oneDNN generating its kernels on the
+    // first call) apart from the per-image work (bench/describe_share.sh).
+    std::string call_ms;
+    const long long calls = repeat_option(a);
+    for (long long r = 0; r < calls; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      e = embed_prepared_image(vision, prepared);
+      const std::chrono::duration<double, std::milli> dt = std::chrono::steady_clock::now() - t0;
+      char ms[32];
+      std::snprintf(ms, sizeof ms, "%s%.1f", r ? " " : "", dt.count());
+      call_ms += ms;
+    }
     std::printf("image %s: %dx%d -> %dx%d, grid %d x %d (cols x rows), %lld soft tokens, %s\n",
                 a.get("--image").c_str(), img.width, img.height, grid.width, grid.height,
                 grid.cols(), grid.rows(), static_cast<long long>(e.rows),
                 mm->patch_order() == PatchOrder::CHW ? "CHW patches (GGUF)" : "HWC patches (HF)");
+    std::printf("embedder calls: %s ms\n", call_ms.c_str());
   } else {
     const media::AudioClip clip = media::decode_audio(a.get("--audio"));
     e = media::embed_audio(Gemma4AudioEmbedder(*mm), clip);
@@ -131,18 +206,34 @@ int inspect_embeddings(const Args& a) {
 int cmd_inspect(const CommandArgs& argv) {
   Args a("inspect",
          "PATH (GGUF file, Hugging Face directory or media file) | --mmproj P (--image F | "
-         "--audio F) [--budget N] [--embeddings-out F]");
+         "--audio F) [--budget N] [--embeddings-out F] [--repeat N] | --image F --resized-out F "
+         "[--budget N | --size WxH] [--resize-arithmetic pillow|torch-uint8]");
   a.positional("PATH", "model file or directory, or any media file FFmpeg reads")
       .option("--mmproj", "", "projector (GGUF mmproj or HF directory) to embed --image/--audio")
       .option("--image", "", "image to embed")
       .option("--audio", "", "audio to embed")
       .option("--budget", "", "soft tokens per image: 70, 140, 280, 560 or 1120", "280")
       .option("--embeddings-out", "", "write the soft-token rows as raw float32")
+      .option("--repeat", "",
+              "with --mmproj --image: run the vision embedder N times and print each call's time",
+              "1")
+      .option("--resized-out", "",
+              "write --image resized to the budget's size (or --size) as raw RGB bytes")
+      .option("--size", "", "with --resized-out: resize to WIDTHxHEIGHT instead of the budget's")
+      .option("--resize-arithmetic", "",
+              "with --resized-out: pillow (rawflow's default, Pillow-exact) or torch-uint8 "
+              "(PyTorch's int16-weight uint8 kernel)",
+              "pillow")
       .flag("--help", "show this help");
   a.parse(argv);
   if (a.flag_set("--help")) {
     std::printf("%s", a.help().c_str());
     return 0;
+  }
+  if (a.has("--resized-out")) {
+    if (a.has("--mmproj"))
+      throw UsageError("rawflow inspect: --resized-out and --mmproj are separate uses; give one");
+    return inspect_resize(a);
   }
   if (a.has("--mmproj")) return inspect_embeddings(a);
   if (a.positionals().size() != 1) throw UsageError("rawflow inspect: give one PATH\n" + a.help());

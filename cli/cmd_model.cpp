@@ -12,8 +12,9 @@ namespace rawflow::cli {
 namespace {
 
 constexpr const char* kSynthSynopsis =
-    "--preset P [--dtype D] [--embd-dtype D] [--seed S] [--vocab tokenizer.json|model.gguf] "
-    "[--format gguf|safetensors] [--mmproj] [--mmproj-out PATH] [--mmproj-dtype D] --out PATH";
+    "--preset P [--layers N] [--dtype D] [--embd-dtype D] [--seed S] "
+    "[--vocab tokenizer.json|model.gguf] [--format gguf|safetensors] [--mmproj] "
+    "[--mmproj-out PATH] [--mmproj-dtype D] --out PATH";
 std::string model_usage() { return std::string("usage: rawflow model synth ") + kSynthSynopsis; }
 
 std::string join_presets() {
@@ -43,6 +44,9 @@ std::string human_bytes(size_t b) {
 int cmd_synth(const CommandArgs& argv) {
   Args a("model synth", kSynthSynopsis);
   a.option("--preset", "", "model shape: " + join_presets(), "tiny")
+      .option("--layers", "",
+              "number of layers instead of the preset's, in the 12B's pattern (5 sliding, 1 "
+              "full, repeated; 48 = the 12B's depth)")
       .option("--dtype", "", "matrix dtype: f32 f16 bf16 q8_0 q4_0 q4_K q5_K q6_K", "f32")
       .option("--embd-dtype", "", "token_embd dtype (default: --dtype; q6_K when --dtype is q4_0)")
       .option("--seed", "", "weights are a pure function of (seed, tensor name)", "1")
@@ -72,6 +76,14 @@ int cmd_synth(const CommandArgs& argv) {
     synth_preset(o.preset);
   } catch (const EngineError& e) {
     throw UsageError(std::string(e.what()) + "\n" + model_usage());
+  }
+  if (a.has("--layers")) {
+    o.layers = a.get_int("--layers");
+    try {
+      synth_layer_pattern(o.layers);
+    } catch (const EngineError& e) {
+      throw UsageError(std::string(e.what()) + "\n" + model_usage());
+    }
   }
   o.dtype = parse_dtype(a, "--dtype");
   if (a.has("--embd-dtype")) o.embd_dtype = parse_dtype(a, "--embd-dtype");

@@ -20,6 +20,17 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+MediaEmbedding embed_prepared_image(const Gemma4VisionEmbedder& vision,
+                                    const media::PreparedImage& prepared) {
+  MediaEmbedding m;
+  m.kind = MediaEmbedding::Kind::Image;
+  m.rows = prepared.patches.tokens();
+  m.values.resize(static_cast<size_t>(m.rows * vision.out_dim()));
+  vision.embed_patches(prepared.patches.values.data(), prepared.patches.pos_x.data(),
+                       prepared.patches.pos_y.data(), m.rows, m.values.data());
+  return m;
+}
+
 void declare_media_options(Args& a) {
   a.option("--mmproj", "",
            "projector: GGUF mmproj file (default: the model's directory when it is a Hugging "
@@ -61,24 +72,40 @@ const Gemma4AudioEmbedder& MediaPrompt::audio() {
 }
 
 void MediaPrompt::add_image(const std::string& path) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const Gemma4VisionEmbedder& v = vision();  // built (weights widened) before the clock starts
+  auto t = std::chrono::steady_clock::now();
   const media::RgbImage img = media::decode_image(path);
-  MediaEmbedding e = media::embed_image(vision(), img, budget_);
-  const auto grid = media::hf_target_size(img.width, img.height, budget_);
-  std::fprintf(stderr, "image %s: %dx%d -> %dx%d, %lld soft tokens (%dx%d tiles), %.0f ms\n",
-               path.c_str(), img.width, img.height, grid.width, grid.height,
-               static_cast<long long>(e.rows), grid.cols(), grid.rows(), ms_since(t0));
+  const double decode_ms = ms_since(t);
+  t = std::chrono::steady_clock::now();
+  const media::PreparedImage prepared = media::prepare_image(img, budget_, v.patch_order());
+  const double prepare_ms = ms_since(t);
+  t = std::chrono::steady_clock::now();
+  MediaEmbedding e = embed_prepared_image(v, prepared);
+  const double embed_ms = ms_since(t);
+  std::fprintf(stderr,
+               "image %s: %dx%d -> %dx%d, %lld soft tokens (%dx%d tiles); decode %.1f ms, "
+               "resize + tiles %.1f ms, embedders %.1f ms\n",
+               path.c_str(), img.width, img.height, prepared.grid.width, prepared.grid.height,
+               static_cast<long long>(e.rows), prepared.grid.cols(), prepared.grid.rows(),
+               decode_ms, prepare_ms, embed_ms);
   parts_.push_back({ChatPart::Kind::Image, {}});
   media_.push_back(std::move(e));
 }
 
 void MediaPrompt::add_audio(const std::string& path) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const Gemma4AudioEmbedder& au = audio();
+  auto t = std::chrono::steady_clock::now();
   const media::AudioClip clip = media::decode_audio(path);
-  MediaEmbedding e = media::embed_audio(audio(), clip);
-  std::fprintf(stderr, "audio %s: %.2f s at 16 kHz, %lld soft tokens, %.0f ms\n", path.c_str(),
+  const double decode_ms = ms_since(t);
+  t = std::chrono::steady_clock::now();
+  MediaEmbedding e = media::embed_audio(au, clip);
+  const double embed_ms = ms_since(t);
+  std::fprintf(stderr,
+               "audio %s: %.2f s at 16 kHz, %lld soft tokens; decode %.1f ms, frames + "
+               "embedders %.1f ms\n",
+               path.c_str(),
                static_cast<double>(clip.samples.size()) / media::AudioClip::kSampleRate,
-               static_cast<long long>(e.rows), ms_since(t0));
+               static_cast<long long>(e.rows), decode_ms, embed_ms);
   parts_.push_back({ChatPart::Kind::Audio, {}});
   media_.push_back(std::move(e));
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "media/embed.h"
 #include "model/chat.h"
 #include "model/gemma4_audio.h"
 #include "model/gemma4_mmproj.h"
@@ -17,6 +18,11 @@ namespace rawflow::cli {
 
 // --mmproj, --budget, --frames.
 void declare_media_options(Args& a);
+
+// media::embed_image without the resize: the embedders alone, so that callers can time them
+// apart from decoding and resizing.
+MediaEmbedding embed_prepared_image(const Gemma4VisionEmbedder& vision,
+                                    const media::PreparedImage& prepared);
 
 class MediaPrompt {
  public:

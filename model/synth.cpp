@@ -790,6 +790,25 @@ SynthPreset synth_preset(const std::string& name) {
   throw EngineError("model synth: unknown preset `" + name + "` (valid: " + valid + ")");
 }
 
+std::vector<bool> synth_layer_pattern(int64_t n_layers) {
+  if (n_layers < 2)
+    throw EngineError("model synth: " + std::to_string(n_layers) +
+                      " layers: at least 2 are needed (one sliding and one full)");
+  std::vector<bool> sliding(static_cast<size_t>(n_layers), true);
+  for (int64_t i = 5; i < n_layers; i += 6) sliding[static_cast<size_t>(i)] = false;
+  if (n_layers < 6) sliding.back() = false;
+  return sliding;
+}
+
+SynthPreset synth_preset(const SynthOptions& o) {
+  SynthPreset p = synth_preset(o.preset);
+  if (o.layers != 0) {
+    p.layer_sliding = synth_layer_pattern(o.layers);
+    p.name.append("-").append(std::to_string(o.layers)).append("l");
+  }
+  return p;
+}
+
 std::vector<SynthTensor> synth_tensor_plan(const SynthPreset& p, int64_t vocab_size) {
   std::vector<SynthTensor> t;
   const int64_t h = p.hidden;
@@ -929,7 +948,7 @@ Vocab synth_vocab(int64_t size) {
 }
 
 SynthReport synth_model(const SynthOptions& o) {
-  const SynthPreset p = synth_preset(o.preset);
+  const SynthPreset p = synth_preset(o);
   if (o.format != "gguf" && o.format != "safetensors")
     throw EngineError("model synth: unknown format `" + o.format + "` (valid: gguf, safetensors)");
   if (o.out.empty()) throw EngineError("model synth: no output path");
@@ -1007,7 +1026,7 @@ SynthReport synth_model(const SynthOptions& o) {
 }
 
 SynthReport synth_mmproj(const SynthOptions& o) {
-  const SynthPreset p = synth_preset(o.preset);
+  const SynthPreset p = synth_preset(o);
   if (o.format != "gguf")
     throw EngineError("model synth: a separate embedder file is written as gguf only");
   if (o.mmproj_out.empty()) throw EngineError("model synth: no mmproj output path");

@@ -17,6 +17,9 @@ namespace rawflow {
 
 struct SynthOptions {
   std::string preset = "tiny";
+  // 0 = the preset's layers; otherwise this many, laid out as synth_layer_pattern says (e.g. 48 on
+  // 12b-2l gives the 12B's full depth and layer types).
+  int64_t layers = 0;
   DType dtype = DType::F32;         // matrices (attention, MLP)
   std::optional<DType> embd_dtype;  // token_embd; default: dtype, except Q4_0 -> Q6_K (Google QAT)
   uint64_t seed = 1;
@@ -62,6 +65,13 @@ struct SynthPreset {
 
 // Throws EngineError listing the valid names for an unknown preset.
 SynthPreset synth_preset(const std::string& name);
+// The preset of `o.preset` with `o.layers` applied (and its name suffixed "-<N>l"). Throws
+// EngineError for an unknown preset or fewer than 2 layers.
+SynthPreset synth_preset(const SynthOptions& o);
+// The 12B's layer types for n layers (spec §1.1: five sliding, then one full, repeated): layer i is
+// full when i % 6 == 5. Below 6 layers the last one is full, so that both kinds exist (llama.cpp
+// refuses a gemma4 file without a sliding layer). Throws EngineError for n < 2.
+std::vector<bool> synth_layer_pattern(int64_t n_layers);
 std::vector<std::string> synth_preset_names();
 
 // How a tensor's values are drawn (see synth_tensor_values).

@@ -5,6 +5,10 @@
 #      embed-audio`, on a 480x336 image (10 x 7 tiles: a row/column mix-up cannot hide) and a
 #      16300-sample clip (the last frame zero-padded). Bound: relative L2 per row <= 1e-5. Both
 #      compute the same sums (6912- and 640-long), float32 against float64: measured 5e-7.
+#      Both weight sources: the HF directory (HWC tiles) and the GGUF clip file (CHW tiles) that
+#      `model synth` writes from the same seed — first checked to hold the same numbers, tensor by
+#      tensor, under spec §7.4's permutations (tests/reference/gguf_mmproj.py), then its rows
+#      compared with the same reference rows at the same bound.
 #   2. a whole prompt (`rawflow ask ... -n 0 --logprobs-out --prompt-tokens-out`, image + audio +
 #      text) vs `gemma4_ref.py forward` on the same ids, with HF's masks (image block bidirectional
 #      on sliding layers only) and with --llama-bidirectional (all layers). tiny's window is 16 and
@@ -68,6 +72,22 @@ compare_rows "$work/image.ref.f32" "$work/image.rawflow.f32" "image 480x336 (70 
 "$RAWFLOW_BIN" inspect --mmproj "$model" --audio "$work/audio.wav" --embeddings-out "$work/audio.rawflow.f32" >/dev/null
 "$py" "$ref" embed-audio --model "$model" --samples "$work/audio.f32" --out "$work/audio.ref.f32"
 compare_rows "$work/audio.ref.f32" "$work/audio.rawflow.f32" "audio 16300 samples (26 frames)"
+
+echo "== embedders from the GGUF clip file (CHW tiles), same seed"
+gguf_mmproj=$work/mmproj-tiny.gguf
+"$RAWFLOW_BIN" model synth --preset tiny --dtype f32 --mmproj --mmproj-out "$gguf_mmproj" --seed 23 \
+  --out "$work/tiny.gguf" >/dev/null
+"$py" "$RAWFLOW_SOURCE_DIR/tests/reference/gguf_mmproj.py" same-weights --gguf "$gguf_mmproj" --model "$model"
+summary=$("$RAWFLOW_BIN" inspect --mmproj "$gguf_mmproj" --image "$work/image.png" --budget 70 \
+  --embeddings-out "$work/image.gguf.f32")
+echo "$summary" | head -1
+if ! grep -q "CHW patches (GGUF)" <<<"$summary"; then
+  echo "FAIL: rawflow did not cut CHW tiles for the GGUF mmproj"
+  exit 1
+fi
+compare_rows "$work/image.ref.f32" "$work/image.gguf.f32" "GGUF mmproj: image 480x336 (70 tiles)"
+"$RAWFLOW_BIN" inspect --mmproj "$gguf_mmproj" --audio "$work/audio.wav" --embeddings-out "$work/audio.gguf.f32" >/dev/null
+compare_rows "$work/audio.ref.f32" "$work/audio.gguf.f32" "GGUF mmproj: audio 16300 samples (26 frames)"
 
 for mode in hf llama; do
   flag=()

@@ -16,7 +16,9 @@ enum class ResizeArithmetic {
   // PyTorch's uint8 antialias kernel (PIL-SIMD's scheme), which torchvision's resize runs on a
   // uint8
   // tensor: int16 weights, precision per pass = the largest p ≤ 22 with round(max weight · 2^p)
-  // below 2^15. Ported from the PyTorch source; not run against PyTorch here (it is not installed).
+  // below 2^15. Ported from the PyTorch source. Debian's torch 1.13 has no uint8 antialias kernel;
+  // this matches
+  // a numpy transcription of it byte for byte (bench/resize_vs_torchvision.py, docs/media.md).
   TorchUint8,
 };
 

@@ -148,6 +148,18 @@ BOOST_AUTO_TEST_CASE(unknown_preset_lists_valid_names) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(layer_pattern_is_five_sliding_then_one_full) {
+  // The 12B's pattern (spec §1.1): layers 5, 11, ..., 47 full; a 2-layer model keeps one of each.
+  const auto p48 = synth_layer_pattern(48);
+  BOOST_TEST(p48.size() == 48u);
+  for (int64_t il = 0; il < 48; ++il) BOOST_TEST(p48[il] == (il % 6 != 5), "layer " << il);
+  BOOST_TEST((synth_layer_pattern(2) == std::vector<bool>{true, false}));
+  const auto p7 = synth_layer_pattern(7);
+  BOOST_TEST(std::count(p7.begin(), p7.end(), false) == 1);
+  BOOST_TEST(!p7[5]);
+  BOOST_CHECK_THROW(synth_layer_pattern(1), EngineError);
+}
+
 // 12b-2l is ~2.5 GB even in BF16: its shapes are checked against spec §1.6's parameter counts and
 // §7.2's table without writing it.
 BOOST_AUTO_TEST_CASE(preset_12b_2l_has_the_real_layer_shapes) {

@@ -19,10 +19,21 @@ void KvCache::clear() {
   }
 }
 
+size_t KvCache::floats_for(const Layer& l, int64_t positions) const {
+  const int64_t slots = l.sliding ? std::min(positions, window_) : positions;
+  return static_cast<size_t>(std::max<int64_t>(slots, 0) * l.row);
+}
+
+size_t KvCache::bytes_for(const Gemma4Config& cfg, int64_t positions) {
+  const KvCache empty(cfg);  // layer geometry only; allocates no K/V
+  size_t floats = 0;
+  for (const auto& l : empty.layers_) floats += 2 * empty.floats_for(l, positions);
+  return floats * sizeof(float);
+}
+
 void KvCache::reserve(int64_t positions) {
   for (auto& l : layers_) {
-    const int64_t slots = l.sliding ? std::min(positions, window_) : positions;
-    const auto need = static_cast<size_t>(std::max<int64_t>(slots, 0) * l.row);
+    const size_t need = floats_for(l, positions);
     l.k.reserve(need);
     l.v.reserve(need);
   }
@@ -31,8 +42,7 @@ void KvCache::reserve(int64_t positions) {
 void KvCache::reserve_and_advance(int64_t n) {
   const int64_t end = n_past_ + n;
   for (auto& l : layers_) {
-    const int64_t slots = l.sliding ? std::min(end, window_) : end;
-    const auto need = static_cast<size_t>(slots * l.row);
+    const size_t need = floats_for(l, end);
     if (l.k.size() < need) {
       // Full layers grow geometrically when they must reallocate, so a long conversation is not
       // quadratic in copies; within a reservation they grow to exactly what is needed.

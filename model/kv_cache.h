@@ -33,6 +33,10 @@ class KvCache {
   void reserve_and_advance(int64_t n);
   // Oldest position a sliding layer can still read.
   int64_t oldest_sliding() const { return n_past_ > window_ ? n_past_ - window_ : 0; }
+  // What bytes() reports once `positions` positions are stored in a cache reserved for them:
+  // per layer K and V rows of n_kv_head × head_dim floats, for min(positions, window) positions
+  // on sliding layers and all of them on full layers (spec §2.12). K=V layers store both too.
+  static size_t bytes_for(const Gemma4Config& cfg, int64_t positions);
   size_t bytes() const;
 
  private:
@@ -42,6 +46,8 @@ class KvCache {
     int64_t row;  // floats per position
     std::vector<float> k, v;
   };
+  // Floats of K (or V) that `positions` positions occupy on layer l.
+  size_t floats_for(const Layer& l, int64_t positions) const;
   std::vector<Layer> layers_;
   int64_t window_;
   int64_t n_past_ = 0;

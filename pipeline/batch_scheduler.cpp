@@ -6,6 +6,7 @@
 
 #include "model/chat.h"
 #include "model/error.h"
+#include "model/kv_cache.h"
 
 namespace rawflow::pipeline {
 
@@ -53,17 +54,6 @@ std::string_view to_string(GenerationStatus s) {
       return "cancelled";
   }
   return "unknown";
-}
-
-size_t kv_cache_bytes_estimate(const Gemma4Config& cfg, int64_t positions) {
-  size_t bytes = 0;
-  for (int64_t il = 0; il < cfg.n_layer; ++il) {
-    const Gemma4LayerGeometry g = cfg.layer(il);
-    const int64_t slots = g.sliding ? std::min(positions, cfg.sliding_window) : positions;
-    // K and V are both stored, also on K=V layers (KvCache keeps one layout for all layers).
-    bytes += 2 * static_cast<size_t>(slots * g.n_kv_head * g.head_dim) * sizeof(float);
-  }
-  return bytes;
 }
 
 // A request waiting for a slot.
@@ -172,7 +162,7 @@ void BatchScheduler::submit(GenerationRequest req) {
   if (p.block_ids.empty()) p.block_ids.assign(p.size(), -1);
 
   std::string error = check_request(req);
-  const size_t estimate = kv_cache_bytes_estimate(
+  const size_t estimate = KvCache::bytes_for(
       model_.config(), static_cast<int64_t>(p.size()) + std::max(0, req.max_new_tokens));
   if (error.empty() && opt_.kv_budget_bytes > 0 && estimate > opt_.kv_budget_bytes)
     error = request_name(req) + ": its KV cache needs " + std::to_string(estimate) +

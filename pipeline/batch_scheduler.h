@@ -69,7 +69,7 @@ struct GenerationResult {
   double queue_ms = 0, prefill_ms = 0, decode_ms = 0;
   // Indices (SchedulerStats::forwards numbering, from 1) of its first and last forward; 0 = none.
   uint64_t first_forward = 0, last_forward = 0;
-  size_t kv_estimate_bytes = 0;  // what admission reserved for it (kv_cache_bytes_estimate)
+  size_t kv_estimate_bytes = 0;  // what admission reserved for it (KvCache::bytes_for)
 
   bool ok() const {
     return status == GenerationStatus::Stop || status == GenerationStatus::MaxTokens;
@@ -137,12 +137,6 @@ struct SchedulerStats {
   size_t kv_used_bytes = 0;      // sum of their caches' KvCache::bytes()
   size_t kv_used_peak_bytes = 0;
 };
-
-// Bytes of KV cache a sequence of `positions` tokens needs: per layer K and V rows of
-// n_kv_head × head_dim floats, for min(positions, sliding_window) positions on sliding layers and
-// all positions on full layers (spec §2.12). It is what KvCache::bytes() reports when the cache is
-// sized in one step; docs/scheduler.md gives the slack of its incremental growth (up to 2×).
-size_t kv_cache_bytes_estimate(const Gemma4Config& cfg, int64_t positions);
 
 class BatchScheduler {
  public:

@@ -14,6 +14,7 @@
 
 #include "model/chat.h"
 #include "model/error.h"
+#include "model/kv_cache.h"
 #include "model/model_loader.h"
 #include "model/multimodal_prompt.h"
 #include "pipeline/batch_scheduler.h"
@@ -465,11 +466,11 @@ BOOST_AUTO_TEST_CASE(kv_estimate_is_the_cache_footprint_and_bounds_admission) {
   for (int64_t n : {1, 10, 16, 17, 100}) {
     KvCache cache(cfg);
     cache.reserve_and_advance(n);  // one resize from empty: capacity == what n positions need
-    BOOST_TEST(kv_cache_bytes_estimate(cfg, n) == cache.bytes(), "positions " << n);
+    BOOST_TEST(KvCache::bytes_for(cfg, n) == cache.bytes(), "positions " << n);
   }
   // A budget for two of these requests: three submitted, at most two run at once.
   const PromptInput p = text_prompt(kTexts[1]);
-  const size_t one = kv_cache_bytes_estimate(cfg, static_cast<int64_t>(p.size()) + 20);
+  const size_t one = KvCache::bytes_for(cfg, static_cast<int64_t>(p.size()) + 20);
   Collector c;
   SchedulerOptions o = options(4, 512);
   o.kv_budget_bytes = 2 * one + one / 2;

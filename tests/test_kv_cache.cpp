@@ -43,6 +43,7 @@ BOOST_AUTO_TEST_CASE(reserve_holds_the_exact_footprint_while_advancing) {
   for (int64_t total : {1, 3, 4, 5, 37}) {
     KvCache cache(c);
     cache.reserve(total);
+    BOOST_TEST(KvCache::bytes_for(c, total) == footprint(c, total), "positions " << total);
     BOOST_TEST(cache.bytes() == footprint(c, total), "reserved " << total);
     const float* full_k = nullptr;
     for (int64_t p = 0; p < total; ++p) {

@@ -206,16 +206,14 @@ void Linear::forward(const float* x, int64_t M, float* y) const {
   if (M <= 0) return;
   switch (im.path) {
     case Path::DnnlBf16:
-      // Read in place: small batches stream it with our kernel, large ones go to brgemm, which
-      // copies blocks into its layout on the fly (within 3 % of pre-reordered weights, measured).
-      if (M < kPlainDnnlMinRows)
-        quant_matmul(DType::BF16, im.w.data, out_, in_, x, M, in_, y, out_);
-      else
-        im.forward_dnnl(x, M, y);
-      return;
     case Path::DnnlF32Panels:
+      // Read in place: small batches stream it with our kernel, large ones go to brgemm, which
+      // copies blocks into its layout on the fly (within 3 % of pre-reordered weights, measured),
+      // or without bf16 brgemm to the f32 GEMM over widened panels.
       if (M < kPlainDnnlMinRows)
         quant_matmul(DType::BF16, im.w.data, out_, in_, x, M, in_, y, out_);
+      else if (im.path == Path::DnnlBf16)
+        im.forward_dnnl(x, M, y);
       else
         im.forward_f32_panels(x, M, y);
       return;

@@ -364,6 +364,7 @@ struct MediaInput::State {
   std::string last_decode_error;
 
   std::deque<MediaEvent> pending;
+  Clock::time_point last_packet_at = Clock::now();
   bool finished = false;  // the EndOfStream is in `pending` or already returned
   bool last_read_again = false;
 
@@ -504,7 +505,8 @@ void MediaInput::State::open() {
     }
     fail(std::string(what) + ": " + av_error_text(r) + ffmpeg_said());
   };
-  if (r < 0) open_failure("cannot open");  // avformat_open_input freed ic and set it to null
+  // On failure avformat_open_input freed ic and set it to null; on success the State owns it.
+  if (r < 0 || watchdog.fired != Fired::None) open_failure("cannot open");
 
   // Sizes the container states are checked before anything is decoded.
   if (options.want_video) {
@@ -528,7 +530,9 @@ void MediaInput::State::open() {
     for (AVDictionary*& d : probe_opts) av_dict_set_int(&d, "max_pixels", kMaxPicturePixels, 0);
     r = avformat_find_stream_info(ic, probe_opts.data());
     for (AVDictionary*& d : probe_opts) av_dict_free(&d);
-    if (r < 0) open_failure("cannot read stream parameters");
+    // An interrupted probe may still return success with what it had: the watchdog, which stays
+    // fired, would then end the first read as a stall of the read budget.
+    if (r < 0 || watchdog.fired != Fired::None) open_failure("cannot read stream parameters");
   }
 
   info = describe_format(ic, shown);
@@ -549,12 +553,14 @@ void MediaInput::State::open() {
   packet = av_packet_alloc();
   frame = av_frame_alloc();
   if (!packet || !frame) fail("out of memory");
+  last_packet_at = Clock::now();
 }
 
 // ---- reading
 
 void MediaInput::State::finish(EndReason reason, std::string message) {
-  pending.push_back(EndOfStream{reason, std::move(message)});
+  const double silent_s = std::chrono::duration<double>(Clock::now() - last_packet_at).count();
+  pending.push_back(EndOfStream{reason, std::move(message), silent_s});
   finished = true;
 }
 
@@ -579,6 +585,9 @@ void MediaInput::State::read_one() {
   const int r = watchdog.fired == Fired::None ? av_read_frame(ic, packet) : AVERROR_EXIT;
   last_read_again = false;
   if (r >= 0) {
+    // After the watchdog fired the demuxer may still hand out packets it had queued: they are not
+    // news from the source.
+    if (watchdog.fired == Fired::None) last_packet_at = Clock::now();
     if (packet->stream_index == video_stream)
       decode(video_dec, packet);
     else if (packet->stream_index == audio_stream)

@@ -63,6 +63,9 @@ const char* end_reason_name(EndReason r);
 struct EndOfStream {
   EndReason reason = EndReason::EndOfInput;
   std::string message;  // empty for EndOfInput; otherwise names the URL and the cause
+  // Seconds from the last packet read (or the end of the open) to the end: where a live source's
+  // media really stopped. About read_timeout_s for Stalled; near 0 for a server that died.
+  double silent_s = 0;
 };
 
 using MediaEvent = std::variant<VideoFrame, AudioChunk, EndOfStream>;

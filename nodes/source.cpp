@@ -1,19 +1,65 @@
 #include "nodes/source.h"
 
 #include <algorithm>
-#include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <optional>
 
 #include "media/input.h"
 #include "media/media_error.h"
 
 namespace rawflow::nodes {
+
+// ---- StreamTimeline
+
+double StreamTimeline::begin_connection(std::optional<double> outage_s) {
+  first_pts_.reset();
+  if (!any_media_) return 0;  // the stream's first media: time 0
+  const double outage = std::max(0.0, outage_s.value_or(0.0));
+  base_s_ = end_s_ + outage;
+  end_s_ = base_s_;
+  if (!has_audio_) return outage;
+  // What the audio clock lacks of the new start: the outage, plus any audio that ended before the
+  // video did on the previous connection.
+  const int64_t skip = std::max<int64_t>(0, std::llround(base_s_ * kSampleRate) - audio_samples_);
+  audio_samples_ += skip;
+  return static_cast<double>(skip) / kSampleRate;
+}
+
+double StreamTimeline::video(double pts_s) {
+  any_media_ = true;
+  if (!first_pts_) first_pts_ = pts_s;
+  const double t = base_s_ + (pts_s - *first_pts_);
+  end_s_ = std::max(end_s_, t);
+  return t;
+}
+
+double StreamTimeline::audio(double pts_s, int64_t samples) {
+  any_media_ = true;
+  has_audio_ = true;
+  if (!first_pts_) first_pts_ = pts_s;
+  const int64_t at = std::llround((base_s_ + (pts_s - *first_pts_)) * kSampleRate);
+  int64_t skip = 0;
+  // Only forward jumps are gaps; audio whose timestamps fall behind its clock (a source clock
+  // going backwards) is kept in order rather than dropped.
+  if (at - audio_samples_ > std::llround(kMaxAudioLagS * kSampleRate)) skip = at - audio_samples_;
+  audio_samples_ += skip + samples;
+  end_s_ = std::max(end_s_, audio_clock_s());
+  return static_cast<double>(skip) / kSampleRate;
+}
+
+// ---- Source
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
-double seconds_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
+std::string seconds_text(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f s", s);
+  return b;
 }
 
 }  // namespace
@@ -40,17 +86,14 @@ bool Source::sleep_unless_stopped(double seconds) {
 
 void Source::run() {
   const bool live = cfg_.kind == rawflow::StreamKind::Live;
-  double timeline_offset = 0;
   double delay = cfg_.reconnect.initial_delay_s;
   int failures = 0;
-  // Set while media is missing: from the end of a connection until the next one delivers.
-  std::optional<Clock::time_point> lost_at;
   for (;;) {
     bool ended_normally = false;
     bool got_media = false;
     try {
       const int64_t before = counters_.video_frames + counters_.audio_samples;
-      ended_normally = read_connection(timeline_offset, lost_at);
+      ended_normally = read_connection();
       got_media = counters_.video_frames + counters_.audio_samples > before;
     } catch (const media::MediaError& e) {
       ++counters_.errors;
@@ -63,7 +106,6 @@ void Source::run() {
     }
     // A live input that ends, fails or stalls is reconnected; a connection that delivered media
     // resets the backoff.
-    if (!lost_at) lost_at = Clock::now();
     if (got_media) {
       failures = 0;
       delay = cfg_.reconnect.initial_delay_s;
@@ -77,12 +119,26 @@ void Source::run() {
     if (!sleep_unless_stopped(delay)) break;
     delay = std::min(delay * cfg_.reconnect.multiplier, cfg_.reconnect.max_delay_s);
     ++counters_.reconnects;
+    if (ev_.reconnect) ev_.reconnect();
   }
   if (ev_.end) ev_.end(false);
 }
 
-bool Source::read_connection(double& timeline_offset,
-                             std::optional<std::chrono::steady_clock::time_point>& lost_at) {
+void Source::report_gap(double seconds, const std::string& why) {
+  if (seconds <= 0) return;
+  ++counters_.gaps;
+  if (ev_.gap) ev_.gap(seconds, why);
+}
+
+void Source::connection_delivers() {
+  std::optional<double> outage;
+  if (lost_at_) outage = seconds_since(*lost_at_);
+  lost_at_.reset();
+  report_gap(timeline_.begin_connection(outage),
+             "reconnected after a loss of input of " + seconds_text(outage.value_or(0)));
+}
+
+bool Source::read_connection() {
   media::InputOptions opt;
   opt.want_video = cfg_.video.enabled;
   opt.want_audio = cfg_.audio.enabled;
@@ -92,44 +148,37 @@ bool Source::read_connection(double& timeline_offset,
   opt.video_min_interval_s = sample_fps_ > 0 ? 1.0 / sample_fps_ : 0;
   opt.cancel = &stop_;
   media::MediaInput in(cfg_.url, opt);
-  // The connection's first pts is time 0 of this connection on the stream timeline.
-  std::optional<double> first_pts;
-  double last_t = 0;
-  // One gap per outage, reported when media flows again, with the wall-clock time it lasted.
-  auto resumed = [&] {
-    if (!lost_at) return;
-    const double lost = seconds_between(*lost_at, Clock::now());
-    lost_at.reset();
-    timeline_offset += lost;
-    if (ev_.gap) ev_.gap(lost, "reconnected after a loss of input");
-  };
+  bool delivered = false;
   for (;;) {
     if (ev_.wait_for_room) ev_.wait_for_room();
     std::optional<media::MediaEvent> e = in.next();
     if (!e) return true;
-    if (!std::holds_alternative<media::EndOfStream>(*e)) resumed();
-    if (auto* v = std::get_if<media::VideoFrame>(&*e)) {
-      if (!first_pts) first_pts = v->pts_s;
-      last_t = std::max(last_t, v->pts_s - *first_pts);
-      ++counters_.video_frames;
-      if (ev_.video) ev_.video(std::move(v->image), timeline_offset + (v->pts_s - *first_pts));
-    } else if (auto* a = std::get_if<media::AudioChunk>(&*e)) {
-      if (!first_pts) first_pts = a->pts_s;
-      last_t = std::max(last_t,
-                        a->pts_s - *first_pts + static_cast<double>(a->samples.size()) / 16000.0);
-      counters_.audio_samples += static_cast<int64_t>(a->samples.size());
-      if (ev_.audio) ev_.audio(std::move(a->samples));
-    } else {
-      const auto& end = std::get<media::EndOfStream>(*e);
-      timeline_offset += last_t;
-      if (end.reason == media::EndReason::EndOfInput) return true;
-      if (end.reason != media::EndReason::Interrupted) {
+    if (auto* end = std::get_if<media::EndOfStream>(&*e)) {
+      // The media stopped with the last packet, not when the watchdog noticed.
+      if (delivered)
+        lost_at_ = Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(end->silent_s));
+      if (end->reason == media::EndReason::EndOfInput) return true;
+      if (end->reason != media::EndReason::Interrupted) {
         ++counters_.errors;
         if (ev_.error)
-          ev_.error("stream `" + cfg_.name + "`: " + media::end_reason_name(end.reason) +
-                    (end.message.empty() ? "" : ": " + end.message));
+          ev_.error("stream `" + cfg_.name + "`: " + media::end_reason_name(end->reason) +
+                    (end->message.empty() ? "" : ": " + end->message));
       }
       return false;
+    }
+    if (!delivered) connection_delivers();
+    delivered = true;
+    if (auto* v = std::get_if<media::VideoFrame>(&*e)) {
+      ++counters_.video_frames;
+      const double t = timeline_.video(v->pts_s);
+      if (ev_.video) ev_.video(std::move(v->image), t);
+    } else if (auto* a = std::get_if<media::AudioChunk>(&*e)) {
+      const auto n = static_cast<int64_t>(a->samples.size());
+      const double jump = timeline_.audio(a->pts_s, n);
+      report_gap(jump, "no media for " + seconds_text(jump) + " (the timestamps jumped)");
+      counters_.audio_samples += n;
+      if (ev_.audio) ev_.audio(std::move(a->samples));
     }
   }
 }

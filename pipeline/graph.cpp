@@ -255,9 +255,9 @@ void Pipeline::Impl::on_source_unit(const SourceUnit& u) {
     s.metrics.gaps.inc();
     s.metrics.gap_seconds.inc(gap->seconds);
     ResultEvent e = event(ResultEvent::Kind::Gap, u.stream, "");
-    e.media_start_s = w.audio_time();
+    e.media_start_s = w.timeline_time();
     w.on_gap(gap->seconds);
-    e.media_end_s = w.audio_time();
+    e.media_end_s = w.timeline_time();
     e.text = gap->why;
     outputs->try_put(e);
     std::lock_guard<std::mutex> lock(summary_mu);
@@ -435,10 +435,11 @@ void Pipeline::Impl::start_sources() {
     ev.audio = [this, i](std::vector<float>&& s) {
       windows->try_put(SourceUnit{i, AudioUnit{std::move(s)}});
     };
-    ev.gap = [this, i, &reconnects = st->metrics.reconnects](double s, const std::string& why) {
-      reconnects.inc();
+    ev.gap = [this, i](double s, const std::string& why) {
       windows->try_put(SourceUnit{i, GapUnit{s, why}});
     };
+    // A gap is not always a reconnect (a short stall is a jump of the timestamps).
+    ev.reconnect = [&reconnects = st->metrics.reconnects] { reconnects.inc(); };
     ev.error = [this, i](const std::string& m) { windows->try_put(SourceUnit{i, ErrorUnit{m}}); };
     ev.end = [this, i](bool ok) { windows->try_put(SourceUnit{i, EndUnit{ok}}); };
     // File streams wait here while their requests fill the queue (backpressure reaches the

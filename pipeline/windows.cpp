@@ -75,6 +75,7 @@ void StreamWindows::on_audio(const std::vector<float>& samples) {
 
 void StreamWindows::on_video(const media::RgbImage& image, double t) {
   const int64_t index = stats_.video_frames_in++;
+  video_time_ = std::max(video_time_, t);
   for (TaskState& ts : tasks_) {
     if (!ts.cfg->uses_video()) continue;
     while (t >= ts.next_at) fire_interval(ts);
@@ -109,12 +110,13 @@ void StreamWindows::on_gap(double seconds) {
   }
   const int64_t skip = std::llround(std::max(0.0, seconds) * kRate);
   total_ += skip;
+  video_time_ += std::max(0.0, seconds);
   buf_.clear();
   buf_first_ = total_;
   audio_used_.forget_below(received_ / kFrame);
   for (TaskState& t : tasks_) {
     t.next_start = total_;
-    t.next_at = audio_time() + t.cfg->interval_s;
+    t.next_at = timeline_time() + t.cfg->interval_s;
     t.frames.clear();
   }
 }

@@ -77,6 +77,9 @@ class StreamWindows {
   const WindowStats& stats() const { return stats_; }
   // Seconds of audio received so far on the timeline (gaps included).
   double audio_time() const { return static_cast<double>(total_) / kRate; }
+  // Where the stream is on the timeline: the audio clock, or for a stream without audio the
+  // latest video frame (gaps included).
+  double timeline_time() const { return received_ > 0 ? audio_time() : video_time_; }
 
  private:
   static constexpr int64_t kRate = 16000;
@@ -107,10 +110,11 @@ class StreamWindows {
   std::vector<TaskState> tasks_;
   std::deque<float> buf_;  // timeline samples [buf_first_, total_)
   int64_t buf_first_ = 0;
-  int64_t total_ = 0;     // timeline samples (gaps included)
-  int64_t received_ = 0;  // samples received (gaps excluded): total_ − received_ = gap samples
-  UsedUnits audio_used_;  // received-audio frame numbers
-  UsedUnits video_used_;  // video frame arrival numbers
+  int64_t total_ = 0;      // timeline samples (gaps included)
+  double video_time_ = 0;  // the latest video frame's time, moved on by gaps
+  int64_t received_ = 0;   // samples received (gaps excluded): total_ − received_ = gap samples
+  UsedUnits audio_used_;   // received-audio frame numbers
+  UsedUnits video_used_;   // video frame arrival numbers
   std::vector<MediaRequest> out_;
   WindowStats stats_;
 };

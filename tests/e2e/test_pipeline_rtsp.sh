@@ -6,7 +6,13 @@
 #  - four cameras (one over UDP) share the engine;
 #  - the server is killed and restarted: a gap event, reconnects, results resume;
 #  - the server is frozen (SIGSTOP): the watchdog fires within its budget, a gap, recovery after
-#    SIGCONT; nothing hangs (every wait below is bounded).
+#    SIGCONT;
+#  - the feeder stalls (SIGUSR1: sessions and RTCP stay up, no media) for less than the read
+#    budget: no error, no reconnect, a gap as long as the stall on every stream with audio (its
+#    timestamps jumped), results resume on the timeline after the gap;
+#  - the feeder stalls for longer than the budget: the watchdog's error within the budget, then a
+#    gap covering the whole stall, then results, in that order;
+#  - nothing hangs (every wait below is bounded).
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}" "${RAWFLOW_TEST_WORK:?}"
 work=$RAWFLOW_TEST_WORK/pipeline_rtsp
@@ -93,6 +99,124 @@ kill -CONT $server
 wait_for 60 "the gap after SIGCONT" has_gaps $((gaps + 1))
 before=$(count_finals)
 wait_for 90 "results after SIGCONT" has_finals $((before + 4))
+
+# The feeder: SIGUSR1 stalls it, SIGUSR2 resumes it; the server acknowledges each on stdout.
+# $sent_at: when the signal was sent (the stall's times are taken before the signals, so that the
+# polling for the acknowledgement does not count).
+feeder() {  # SIGNAL ACK
+  local n; n=$(grep -c "^$2 " "$work/server.out" || true)
+  sent_at=$(now)
+  kill -"$1" $server
+  for _ in $(seq 100); do [ "$(grep -c "^$2 " "$work/server.out" || true)" -gt "$n" ] && return 0; sleep 0.1; done
+  echo "FAIL: the RTSP server did not acknowledge SIG$1"; exit 1
+}
+now() { date +%s.%N; }
+# Checks the events of one stall; `kind` = short (below the read budget) or long.
+check_stall() {  # kind stalled_at resumed_at
+  $py - "$work/events.jsonl" "$@" <<'PY'
+import datetime, json, sys
+path, kind, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+stall = t1 - t0
+def wall(e):
+    return datetime.datetime.strptime(e["wall_utc"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+ev = [json.loads(l) for l in open(path)]
+# wall_utc has millisecond resolution; the events of this stall are those made after it began.
+ev = [e for e in ev if wall(e) >= t0 - 0.002]
+with_audio = ["lobby", "entrance", "parking"]  # dock has audio disabled
+for stream in with_audio + ["dock"]:
+    mine = [e for e in ev if e["stream"] == stream]
+    gaps = [i for i, e in enumerate(mine) if e["kind"] == "gap"]
+    # The stream's own errors (a request's error, e.g. dropped from a full queue, is not one).
+    errors = [i for i, e in enumerate(mine) if e["kind"] == "error" and not e["task"]]
+    if kind == "short":
+        assert not errors, (stream, "error during a short stall", mine[errors[0]])
+        if stream == "dock":
+            # Video only: its timestamps jump, but a gap is kept on the audio clock (which a
+            # video-only stream does not have), so nothing is reported.
+            assert not gaps, (stream, [mine[i] for i in gaps])
+            continue
+        assert len(gaps) == 1, (stream, "one gap expected", [mine[i] for i in gaps])
+        g = mine[gaps[0]]
+        assert "timestamps jumped" in g["text"], g
+        # The jump equals the stall within +-0.3 s: buffer boundaries (40 ms video, 21 ms audio)
+        # and the signals' latency in the server's main loop on a loaded machine.
+        d = g["media_end"] - g["media_start"]
+        print("%s: short stall of %.2f s -> gap %.2f s (%.2f-%.2f)" % (stream, stall, d, g["media_start"], g["media_end"]))
+        assert stall - 0.3 <= d <= stall + 0.3, (stream, stall, d)
+    else:
+        assert errors and "stalled" in mine[errors[0]]["error"], (stream, "no stall error")
+        first_error = mine[errors[0]]
+        took = wall(first_error) - t0
+        # read_timeout_s = 2 s, counted from the last packet (which comes after t0); 2 s of margin
+        # above for a loaded 2-core machine.
+        print("%s: watchdog error %.2f s after the stall" % (stream, took))
+        assert 2.0 - 0.05 <= took <= 2.0 + 2.0, (stream, took)
+        assert gaps, (stream, "no gap after the long stall")
+        g = mine[gaps[0]]
+        assert gaps[0] > errors[0], (stream, "gap before the stall error")
+        assert "reconnected" in g["text"], g
+        d = g["media_end"] - g["media_start"]
+        made = wall(g) - t0
+        print("%s: long stall of %.2f s -> gap %.2f s, reported %.2f s after the stall" % (stream, stall, d, made))
+        # Covers the stall (the last packets may arrive ~0.1 s after the valves closed), and is
+        # not longer than the time since the media stopped.
+        assert d >= stall - 0.2, (stream, stall, d)
+        assert d <= made + 0.1, (stream, made, d)
+        assert wall(g) >= t1 - 0.002, (stream, "gap reported before the feeder resumed")
+    if stream == "dock":
+        continue
+    # Results resume after the gap, on the timeline after it; none straddles it.
+    g = mine[gaps[0]]
+    finals = [e for e in mine[gaps[0]:] if e["kind"] == "final"]
+    for e in finals:
+        assert e["media_end"] <= g["media_start"] + 1e-3 or e["media_start"] >= g["media_end"] - 1e-3, (g, e)
+    resumed = [e for e in finals if e["media_start"] >= g["media_end"] - 1e-3]
+    assert resumed, (stream, "no results after the gap")
+    # The first transcription window after a gap starts where the gap ends (its result may be an
+    # error if the queue dropped it; it still carries its range).
+    speech = [e["media_start"] for e in mine[gaps[0]:] if e["task"] == "speech" and
+              e["kind"] in ("final", "error") and e["media_start"] >= g["media_end"] - 1e-3]
+    assert speech and abs(min(speech) - g["media_end"]) < 1e-3, (g, sorted(speech)[:1])
+print("stall (%s): ok" % kind)
+PY
+}
+stream_progress() {  # what since_line streams...: true when, after line N, every stream has a
+  # gap (what=gap) or a final on the timeline after its first gap (what=resumed)
+  $py - "$work/events.jsonl" "$@" <<'PY'
+import json, sys
+path, what, since, streams = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+ev = [json.loads(l) for l in open(path).readlines()[since:] if l.strip()]
+def done(s):
+    mine = [e for e in ev if e["stream"] == s]
+    gaps = [i for i, e in enumerate(mine) if e["kind"] == "gap"]
+    if not gaps or what == "gap":
+        return bool(gaps)
+    end = mine[gaps[0]]["media_end"]
+    return any(e["kind"] == "final" and e["media_start"] >= end - 1e-3 for e in mine[gaps[0]:])
+sys.exit(0 if all(done(s) for s in streams) else 1)
+PY
+}
+lines() { wc -l <"$work/events.jsonl"; }
+
+echo "== feeder stalled for less than the read budget (1.2 s < 2 s)"
+mark=$(lines)
+feeder USR1 STALLED; t0=$sent_at
+sleep 1.2
+feeder USR2 RESUMED; t1=$sent_at
+wait_for 30 "the short stall's gaps" stream_progress gap "$mark" lobby entrance parking
+wait_for 90 "results after the short stall" stream_progress resumed "$mark" lobby entrance parking
+check_stall short "$t0" "$t1"
+
+echo "== feeder stalled for longer than the read budget (6 s > 2 s)"
+mark=$(lines); n=$(stalls)
+feeder USR1 STALLED; t0=$sent_at
+wait_for 30 "the watchdog's stall events" has_stalls $((n + 4))
+sleep "$($py -c "import time; print(max(0.0, $t0 + 6 - time.time()))")"
+feeder USR2 RESUMED; t1=$sent_at
+wait_for 60 "the long stall's gaps" stream_progress gap "$mark" lobby entrance dock parking
+wait_for 90 "results after the long stall" stream_progress resumed "$mark" lobby entrance parking
+check_stall long "$t0" "$t1"
 
 kill -INT $run
 for _ in $(seq 300); do kill -0 $run 2>/dev/null || break; sleep 0.1; done

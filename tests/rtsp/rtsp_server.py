@@ -8,11 +8,23 @@ Serves H.264 video (videotestsrc, x264enc tune=zerolatency, one keyframe a secon
 every keyframe) and a 440 Hz test tone on rtsp://127.0.0.1:PORT/MOUNT, over TCP or UDP as the client
 asks. PORT 0 picks a free port. Prints one line "READY <port> <url>" on stdout once it listens; a
 test reads it instead of sleeping. Each client gets its own pipeline (not shared), so every session
-starts with a keyframe. Stop it with a signal; SIGSTOP/SIGCONT freeze and resume it. It exits by
-itself when the process that started it dies.
+starts with a keyframe. It exits by itself when the process that started it dies.
+
+Faults a test can inject, by signal:
+
+- SIGKILL, then a new server on the same port: the camera is gone, then back.
+- SIGSTOP / SIGCONT: the whole server freezes (no RTSP answers, no RTCP, no media), then resumes.
+- SIGUSR1 / SIGUSR2: the feeder stalls / resumes. The server process, its RTSP sessions and their
+  RTCP stay up, but the sources' buffers are dropped (a `valve` right after each live source), so
+  no RTP media packet leaves. Every session is stalled, also one that starts while stalled (its
+  DESCRIBE waits for media, as a camera with a stuck encoder would). The live sources keep their
+  clock, so after SIGUSR2 the media timestamps jump by the length of the stall. Each change is
+  acknowledged with one line on stdout: "STALLED <n>" / "RESUMED <n>" (n = sessions' pipelines
+  affected), so a test knows when it took effect.
 """
 import argparse
 import os
+import signal
 import sys
 
 import gi
@@ -27,11 +39,17 @@ AUDIO = {
     "opus": "audioconvert ! opusenc ! rtpopuspay name=pay1 pt=97",
 }
 
+# Sticky events (caps, segment) still pass a closed valve, so the encoders and payloaders of a
+# session created while stalled are configured and start at once on resume.
+VALVE = "valve drop=false drop-mode=forward-sticky-events"
+FEEDS = ("feed0", "feed1")
+
 
 def launch_line(args):
     w, h = args.size.split("x")
     video = (
         f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate={args.fps}/1 "
+        f"! {VALVE} name={FEEDS[0]} "
         f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} "
         f"! rtph264pay name=pay0 pt=96 config-interval=1"
     )
@@ -39,9 +57,39 @@ def launch_line(args):
         return f"( {video} )"
     audio = (
         "audiotestsrc is-live=true wave=sine freq=440 volume=0.3 ! audio/x-raw,rate=48000,channels=2 ! "
-        + AUDIO[args.audio]
+        f"{VALVE} name={FEEDS[1]} ! " + AUDIO[args.audio]
     )
     return f"( {video} {audio} )"
+
+
+class Feeder:
+    """The stall switch: every media pipeline's valves follow it."""
+
+    def __init__(self):
+        self.stalled = False
+        self.media = []  # live GstRTSPMedia objects
+
+    def _valves(self, media):
+        bin_ = media.get_element()
+        return [v for v in (bin_.get_by_name(n) for n in FEEDS) if v is not None]
+
+    def configure(self, _factory, media):
+        self.media.append(media)
+        media.connect("unprepared", self._forget)
+        for v in self._valves(media):
+            v.set_property("drop", self.stalled)
+
+    def _forget(self, media):
+        if media in self.media:
+            self.media.remove(media)
+
+    def set_stalled(self, stalled):
+        self.stalled = stalled
+        for m in self.media:
+            for v in self._valves(m):
+                v.set_property("drop", stalled)
+        print(f"{'STALLED' if stalled else 'RESUMED'} {len(self.media)}", flush=True)
+        return GLib.SOURCE_CONTINUE
 
 
 def main():
@@ -60,10 +108,16 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch_line(args))
     factory.set_shared(False)
+    feeder = Feeder()
+    factory.connect("media-configure", feeder.configure)
     server.get_mount_points().add_factory(args.mount, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
         return 1
+    # Handled in the main loop (not in a Python signal handler) so the valves are switched from the
+    # thread that owns the server's objects.
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGUSR1, feeder.set_stalled, True)
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGUSR2, feeder.set_stalled, False)
     port = server.get_bound_port()
     print(f"READY {port} rtsp://127.0.0.1:{port}{args.mount}", flush=True)
     loop = GLib.MainLoop()

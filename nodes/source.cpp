@@ -148,10 +148,38 @@ bool Source::read_connection() {
   opt.video_min_interval_s = sample_fps_ > 0 ? 1.0 / sample_fps_ : 0;
   opt.cancel = &stop_;
   media::MediaInput in(cfg_.url, opt);
+  decode_errors_reported_ = 0;
+  last_decode_report_.reset();
+  try {
+    const bool ended = read_units(in);
+    report_decode_errors(in, /*flush=*/true);
+    return ended;
+  } catch (...) {
+    report_decode_errors(in, /*flush=*/true);
+    throw;
+  }
+}
+
+void Source::report_decode_errors(const media::MediaInput& in, bool flush) {
+  const int64_t n = in.decode_errors() - decode_errors_reported_;
+  if (n <= 0) return;
+  const auto now = Clock::now();
+  // The first error of a connection is reported at once; then at most every few seconds.
+  if (!flush && last_decode_report_ &&
+      now - *last_decode_report_ < std::chrono::duration<double>(kDecodeErrorReportS))
+    return;
+  decode_errors_reported_ += n;
+  last_decode_report_ = now;
+  counters_.decode_errors += n;
+  if (ev_.decode_errors) ev_.decode_errors(n, in.last_decode_error());
+}
+
+bool Source::read_units(media::MediaInput& in) {
   bool delivered = false;
   for (;;) {
     if (ev_.wait_for_room) ev_.wait_for_room();
     std::optional<media::MediaEvent> e = in.next();
+    report_decode_errors(in, /*flush=*/false);
     if (!e) return true;
     if (auto* end = std::get_if<media::EndOfStream>(&*e)) {
       // The media stopped with the last packet, not when the watchdog noticed.

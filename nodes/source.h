@@ -16,6 +16,10 @@
 #include "media/image.h"
 #include "pipeline/config.h"
 
+namespace rawflow::media {
+class MediaInput;
+}
+
 namespace rawflow::nodes {
 
 // The stream timeline: seconds of media since the stream's first unit, continuous across
@@ -65,6 +69,10 @@ struct SourceEvents {
   // A problem worth an error event (open failure, decode errors, a stall); the source keeps
   // trying.
   std::function<void(const std::string& message)> error;
+  // Packets the decoder refused since the last call (they are skipped, as the ffmpeg CLI does),
+  // with the last reason. Made at most every kDecodeErrorReportS per connection, and when it ends:
+  // a corrupt feed is one report every few seconds, not one per packet.
+  std::function<void(int64_t packets, const std::string& last_error)> decode_errors;
   // A live source is about to connect again (after its backoff delay).
   std::function<void()> reconnect;
   // The stream is over: end of a file, or a live source that gave up (max_attempts).
@@ -78,11 +86,14 @@ struct SourceCounters {
   std::atomic<int64_t> video_frames{0};
   std::atomic<int64_t> audio_samples{0};
   std::atomic<int64_t> errors{0};
+  std::atomic<int64_t> decode_errors{0};
   std::atomic<int64_t> gaps{0};
 };
 
 class Source {
  public:
+  static constexpr double kDecodeErrorReportS = 5.0;
+
   Source(const rawflow::StreamConfig& cfg, double video_sample_fps, SourceEvents events);
   ~Source();  // stops and joins
   void start();
@@ -95,6 +106,10 @@ class Source {
   void run();
   // Reads one connection until it ends; returns true when the input ended normally (EOF).
   bool read_connection();
+  bool read_units(media::MediaInput& in);
+  // Hands on the decode errors `in` counted since the last report; unless `flush`, only when
+  // kDecodeErrorReportS passed since then.
+  void report_decode_errors(const media::MediaInput& in, bool flush);
   // The connection delivers its first unit: reports the outage before it, if any.
   void connection_delivers();
   void report_gap(double seconds, const std::string& why);
@@ -108,6 +123,8 @@ class Source {
   StreamTimeline timeline_;
   // The last packet of the previous connection that delivered media, until the next one does.
   std::optional<Clock::time_point> lost_at_;
+  int64_t decode_errors_reported_ = 0;  // of the current connection's MediaInput
+  std::optional<Clock::time_point> last_decode_report_;
   std::thread thread_;
 };
 

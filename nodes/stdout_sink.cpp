@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 namespace rawflow::nodes {
 
@@ -19,6 +20,39 @@ std::string one_line(std::string s) {
   for (char& c : s)
     if (c == '\n' || c == '\r') c = ' ';
   return s;
+}
+
+// A stats event for a person: the stream's main counters in one short line (the json format and
+// the other sinks carry every series).
+std::string stats_summary(const std::string& stats_json) {
+  const nlohmann::json j = nlohmann::json::parse(stats_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return one_line(stats_json);
+  const auto total = [&](const char* name, const char* field = "value") {
+    double sum = 0;
+    if (auto it = j.find(name); it != j.end() && it->is_array())
+      for (const auto& s : *it) sum += s.value(field, 0.0);
+    return static_cast<long long>(sum);
+  };
+  char buf[320];
+  if (!j.contains("rawflow_audio_frames_in_total")) {  // the engine's event (stream "")
+    const double forwards = static_cast<double>(total("rawflow_sequences_per_forward", "count"));
+    const double sequences = static_cast<double>(total("rawflow_sequences_per_forward", "sum"));
+    std::snprintf(buf, sizeof buf, "%.0f forwards, %.2f sequences per forward, %.1f tokens/s",
+                  forwards, forwards > 0 ? sequences / forwards : 0.0,
+                  j.contains("rawflow_decode_tokens_per_second")
+                      ? j["rawflow_decode_tokens_per_second"][0].value("value", 0.0)
+                      : 0.0);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "audio frames %lld in / %lld used, video frames %lld in / %lld used; %lld results, "
+                "%lld dropped; %lld queued; %lld gaps, %lld reconnects",
+                total("rawflow_audio_frames_in_total"), total("rawflow_audio_frames_used_total"),
+                total("rawflow_video_frames_in_total"), total("rawflow_video_frames_used_total"),
+                total("rawflow_request_latency_seconds", "count"), total("rawflow_dropped_total"),
+                total("rawflow_queue_depth"), total("rawflow_gaps_total"),
+                total("rawflow_reconnects_total"));
+  return buf;
 }
 
 }  // namespace
@@ -41,7 +75,7 @@ std::string format_text_line(const pipeline::ResultEvent& e) {
       return "[" + who + " error] " + one_line(e.error);
     case Kind::Stats:
       return "[" + (who.empty() ? std::string("rawflow") : who) + " stats] " +
-             one_line(e.stats_json.empty() ? "{}" : e.stats_json);
+             stats_summary(e.stats_json.empty() ? "{}" : e.stats_json);
   }
   return "[" + who + "] " + one_line(e.text);
 }

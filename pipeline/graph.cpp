@@ -73,6 +73,30 @@ struct StreamState {
   std::unique_ptr<nodes::Source> source;
 };
 
+// rawflow_decode_tokens_per_second: tokens generated per second over the last interval of wall
+// time (the stats interval: decoding is bursty, a shorter one mostly reads 0 or a peak).
+class TokenRate {
+ public:
+  TokenRate(Gauge& gauge, double interval_s) : gauge_(gauge), interval_s_(interval_s) {}
+  // `last`: the run ends; a run shorter than the interval gets its rate over its whole length.
+  void update(uint64_t tokens_generated, bool last = false) {
+    const auto now = Clock::now();
+    const double dt = std::chrono::duration<double>(now - since_).count();
+    if (dt < interval_s_ && !(last && !updated_ && dt > 0)) return;
+    updated_ = true;
+    gauge_.set(static_cast<double>(tokens_generated - tokens_) / dt);
+    tokens_ = tokens_generated;
+    since_ = now;
+  }
+
+ private:
+  Gauge& gauge_;
+  double interval_s_;
+  bool updated_ = false;
+  uint64_t tokens_ = 0;
+  Clock::time_point since_ = Clock::now();
+};
+
 std::string model_name(const std::string& path) {
   return std::filesystem::path(path).filename().string();
 }
@@ -152,7 +176,27 @@ struct Pipeline::Impl {
     StreamState& s = *streams[stream];
     std::lock_guard<std::mutex> lock(s.mu);
     --s.in_flight;
+    s.metrics.queue_requests.set(static_cast<double>(s.in_flight));
     s.cv.notify_all();
+  }
+  void put_unit(SourceUnit u) {
+    streams[u.stream]->metrics.queue_windows.add(1);
+    windows->try_put(std::move(u));
+  }
+  ResultEvent stats_event(size_t stream) const {
+    ResultEvent e = event(ResultEvent::Kind::Stats, stream, "");
+    e.stats_json = registry.render_json(cfg.streams[stream].name);
+    return e;
+  }
+  // One stats event per stream, and one (stream "") for the engine's and sinks' series.
+  void publish_stats() {
+    for (size_t i = 0; i < streams.size(); ++i) outputs->try_put(stats_event(i));
+    ResultEvent e;
+    e.kind = ResultEvent::Kind::Stats;
+    e.wall_utc = utc_now_iso8601();
+    e.model = model_label;
+    e.stats_json = registry.render_json_unstreamed();
+    outputs->try_put(e);
   }
   bool all_done() {
     for (auto& s : streams) {
@@ -226,6 +270,18 @@ void Pipeline::Impl::make_sinks() {
 }
 
 // The graph, in data-path order. Every node is serial: per-stream order is kept end to end.
+namespace {
+
+// Requests that ended without running to their end, by why (rawflow_dropped_total).
+void count_unfinished(StreamMetrics& m, const GenerationResult& r) {
+  const bool never_ran = r.prefill_ms == 0 && r.generated_tokens == 0;
+  if (r.status == GenerationStatus::Dropped) m.requests_dropped_queue_full.inc();
+  if (r.status == GenerationStatus::Deadline && never_ran) m.requests_dropped_deadline.inc();
+  if (r.status == GenerationStatus::Cancelled) m.requests_dropped_shutdown.inc();
+}
+
+}  // namespace
+
 void Pipeline::Impl::build_graph() {
   outputs = std::make_unique<flow::function_node<ResultEvent, flow::continue_msg>>(
       g, flow::serial, [this](const ResultEvent& e) {
@@ -246,6 +302,7 @@ void Pipeline::Impl::build_graph() {
 
 void Pipeline::Impl::on_source_unit(const SourceUnit& u) {
   StreamState& s = *streams[u.stream];
+  s.metrics.queue_windows.add(-1);
   StreamWindows& w = *s.windows;
   if (auto* v = std::get_if<VideoUnit>(&u.body)) {
     w.on_video(v->image, v->t);
@@ -298,9 +355,12 @@ void Pipeline::Impl::publish_window_counts(StreamState& s) {
 void Pipeline::Impl::emit_requests(size_t stream) {
   StreamState& s = *streams[stream];
   std::vector<MediaRequest> reqs = s.windows->take();
+  if (reqs.empty()) return;
+  s.metrics.queue_projection.add(static_cast<double>(reqs.size()));
   {
     std::lock_guard<std::mutex> lock(s.mu);
     s.in_flight += static_cast<int64_t>(reqs.size());
+    s.metrics.queue_requests.set(static_cast<double>(s.in_flight));
   }
   {
     std::lock_guard<std::mutex> lock(summary_mu);
@@ -318,7 +378,8 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
   const TaskConfig& task = cfg.tasks[r.task];
   const size_t stream = r.stream;
   const std::string stream_name = cfg.streams[stream].name;
-  Counter& dropped = streams[stream]->metrics.requests_dropped_queue_full;
+  StreamMetrics& stream_metrics = streams[stream]->metrics;
+  stream_metrics.queue_projection.add(-1);
   const TaskMetrics& task_metrics = streams[stream]->task_metrics.at(r.task);
   const int64_t H = model.text->config().hidden;
   const double start_s = r.start_s, end_s = r.end_s;
@@ -366,7 +427,7 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
       e.generated_tokens = d.generated_tokens;
       outputs->try_put(e);
     };
-    g.on_done = [this, stream, start_s, end_s, task_name = task.name, created, &dropped,
+    g.on_done = [this, stream, start_s, end_s, task_name = task.name, created, &stream_metrics,
                  &task_metrics, task_index = r.task](const GenerationResult& res) {
       ResultEvent e =
           event(res.ok() ? ResultEvent::Kind::Final : ResultEvent::Kind::Error, stream, task_name);
@@ -381,7 +442,7 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
       e.decode_ms = res.decode_ms;
       if (!res.ok())
         e.error = std::string(to_string(res.status)) + (res.error.empty() ? "" : ": " + res.error);
-      if (res.status == GenerationStatus::Dropped) dropped.inc();
+      count_unfinished(stream_metrics, res);
       task_metrics.request_latency.observe(
           std::chrono::duration<double>(Clock::now() - created).count());
       task_metrics.prompt_tokens.inc(static_cast<double>(res.prompt_tokens));
@@ -430,18 +491,25 @@ void Pipeline::Impl::start_sources() {
     StreamState* st = streams[i].get();
     nodes::SourceEvents ev;
     ev.video = [this, i](media::RgbImage&& img, double t) {
-      windows->try_put(SourceUnit{i, VideoUnit{std::move(img), t}});
+      put_unit(SourceUnit{i, VideoUnit{std::move(img), t}});
     };
     ev.audio = [this, i](std::vector<float>&& s) {
-      windows->try_put(SourceUnit{i, AudioUnit{std::move(s)}});
+      put_unit(SourceUnit{i, AudioUnit{std::move(s)}});
     };
     ev.gap = [this, i](double s, const std::string& why) {
-      windows->try_put(SourceUnit{i, GapUnit{s, why}});
+      put_unit(SourceUnit{i, GapUnit{s, why}});
     };
     // A gap is not always a reconnect (a short stall is a jump of the timestamps).
     ev.reconnect = [&reconnects = st->metrics.reconnects] { reconnects.inc(); };
-    ev.error = [this, i](const std::string& m) { windows->try_put(SourceUnit{i, ErrorUnit{m}}); };
-    ev.end = [this, i](bool ok) { windows->try_put(SourceUnit{i, EndUnit{ok}}); };
+    ev.error = [this, i](const std::string& m) { put_unit(SourceUnit{i, ErrorUnit{m}}); };
+    ev.decode_errors = [this, i, &dropped = st->metrics.packets_dropped_decode_error](
+                           int64_t n, const std::string& last) {
+      dropped.inc(static_cast<double>(n));
+      put_unit(
+          SourceUnit{i, ErrorUnit{"stream `" + cfg.streams[i].name + "`: " + std::to_string(n) +
+                                  " undecodable packet(s) skipped (" + last + ")"}});
+    };
+    ev.end = [this, i](bool ok) { put_unit(SourceUnit{i, EndUnit{ok}}); };
     // File streams wait here while their requests fill the queue (backpressure reaches the
     // demuxer); live streams never wait, the scheduler drops their oldest work instead.
     if (sc.queue.overflow == Overflow::Block) {
@@ -481,18 +549,18 @@ RunSummary Pipeline::run(const std::atomic<bool>& stop) {
   std::jthread engine([&im](std::stop_token st) { im.scheduler->run(st); });
   im.g.reserve_wait();  // external threads (sources, scheduler) feed the graph
   im.start_sources();
-  auto next_stats = Clock::now();
+  const auto seconds = [](double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  };
+  auto next_stats = Clock::now() + seconds(im.cfg.metrics.interval_s);
+  const double interval_s = im.cfg.metrics.interval_s;
+  TokenRate rate(im.metrics.decode_tokens_per_second(), interval_s > 0 ? interval_s : 10.0);
   while (!stop && !im.all_done()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    rate.update(im.scheduler->stats().tokens_generated);
     if (im.cfg.metrics.interval_s > 0 && Clock::now() >= next_stats) {
-      next_stats = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                      std::chrono::duration<double>(im.cfg.metrics.interval_s));
-      ResultEvent e;
-      e.kind = ResultEvent::Kind::Stats;
-      e.wall_utc = utc_now_iso8601();
-      e.model = im.model_label;
-      e.stats_json = im.registry.render_json();
-      im.outputs->try_put(e);
+      next_stats = Clock::now() + seconds(im.cfg.metrics.interval_s);
+      im.publish_stats();
     }
   }
   // Shut down in data-path order: no more input, the graph's queued units become requests,
@@ -503,6 +571,9 @@ RunSummary Pipeline::run(const std::atomic<bool>& stop) {
   engine.request_stop();
   engine.join();
   if (stop) im.scheduler->cancel_all();  // on its thread's behalf: step() no longer runs
+  // Each stream's last stats: its totals, for a run that ended between intervals.
+  rate.update(im.scheduler->stats().tokens_generated, /*last=*/true);
+  if (im.cfg.metrics.interval_s > 0) im.publish_stats();
   im.g.wait_for_all();
   for (auto& s : im.sinks) s->close();
   if (im.metrics_server) im.metrics_server->stop();

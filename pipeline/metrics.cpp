@@ -244,18 +244,31 @@ std::string MetricsRegistry::render_prometheus() const {
 }
 
 std::string MetricsRegistry::render_json(std::string_view stream) const {
+  return render_json_if([stream](const Series& s) {
+    if (stream.empty()) return true;
+    for (const auto& [name, value] : s.labels)
+      if (name == "stream") return value == stream;
+    return false;
+  });
+}
+
+std::string MetricsRegistry::render_json_unstreamed() const {
+  return render_json_if([](const Series& s) {
+    for (const auto& label : s.labels)
+      if (label.first == "stream") return false;
+    return true;
+  });
+}
+
+std::string MetricsRegistry::render_json_if(const std::function<bool(const Series&)>& take) const {
   std::lock_guard lock(mutex_);
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& f : families_) {
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
     for (const auto& s : f->series) {
+      if (!take(*s)) continue;
       nlohmann::ordered_json labels = nlohmann::ordered_json::object();
-      bool matches = stream.empty();
-      for (const auto& [name, value] : s->labels) {
-        labels[name] = value;
-        if (name == "stream" && value == stream) matches = true;
-      }
-      if (!matches) continue;
+      for (const auto& [name, value] : s->labels) labels[name] = value;
       nlohmann::ordered_json item = {{"labels", labels}};
       if (s->counter) item["value"] = s->counter->value();
       if (s->gauge) item["value"] = s->gauge->value();
@@ -314,7 +327,7 @@ Counter& PipelineMetrics::audio_frames_used(std::string_view stream) {
 Counter& PipelineMetrics::dropped(std::string_view stream, std::string_view unit,
                                   std::string_view reason) {
   return r_.counter("rawflow_dropped_total",
-                    "Units thrown away, by unit (video_frame, audio_frame, request) and reason.",
+                    "Units thrown away, by unit (request, packet) and reason.",
                     {{"stream", std::string(stream)},
                      {"unit", std::string(unit)},
                      {"reason", std::string(reason)}});
@@ -354,6 +367,12 @@ StreamMetrics PipelineMetrics::for_stream(std::string_view stream) {
           audio_frames_in(stream),
           audio_frames_used(stream),
           dropped(stream, "request", "queue_full"),
+          dropped(stream, "request", "deadline"),
+          dropped(stream, "request", "shutdown"),
+          dropped(stream, "packet", "decode_error"),
+          queue_depth(stream, "windows"),
+          queue_depth(stream, "projection"),
+          queue_depth(stream, "requests"),
           reconnects(stream),
           gaps(stream),
           gap_seconds(stream)};

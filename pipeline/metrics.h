@@ -8,6 +8,7 @@
 // registry's lock. Handles stay valid as long as the registry.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -85,9 +86,12 @@ class MetricsRegistry {
   // buckets [[le, cumulative], ...] instead of value. With `stream` non-empty: only the series
   // whose `stream` label equals it.
   std::string render_json(std::string_view stream = {}) const;
+  // The same, for the series that have no `stream` label: the engine's and the sinks'.
+  std::string render_json_unstreamed() const;
 
  private:
   struct Series;
+  std::string render_json_if(const std::function<bool(const Series&)>& take) const;
   struct Family;
   enum class Type { Counter, Gauge, Histogram };
   Series& series(std::string_view name, std::string_view help, Type type, Labels labels,
@@ -106,8 +110,16 @@ struct StreamMetrics {
   Counter& video_frames_used;
   Counter& audio_frames_in;
   Counter& audio_frames_used;
-  // rawflow_dropped_total{unit="request",reason="queue_full"}
+  // rawflow_dropped_total{unit=...,reason=...}
   Counter& requests_dropped_queue_full;
+  Counter& requests_dropped_deadline;  // expired before their first forward
+  Counter& requests_dropped_shutdown;  // cancelled, unfinished, when the run stopped
+  Counter& packets_dropped_decode_error;
+  // rawflow_queue_depth{queue=...}: source units waiting for the windows node; requests waiting
+  // to be embedded; requests made and not yet finished (what queue.max_pending_requests caps).
+  Gauge& queue_windows;
+  Gauge& queue_projection;
+  Gauge& queue_requests;
   Counter& reconnects;
   Counter& gaps;
   Counter& gap_seconds;
@@ -133,10 +145,10 @@ class PipelineMetrics {
   Counter& video_frames_used(std::string_view stream);
   Counter& audio_frames_in(std::string_view stream);  // 40 ms frames from the framer
   Counter& audio_frames_used(std::string_view stream);
-  // Units thrown away: `unit` is video_frame, audio_frame or request; `reason` e.g. queue_full,
-  // deadline, decode_error, shutdown.
+  // Units thrown away: `unit` is request or packet; `reason` queue_full, deadline, shutdown
+  // (requests) or decode_error (packets).
   Counter& dropped(std::string_view stream, std::string_view unit, std::string_view reason);
-  // Items waiting in one of the stream's queues (`queue` e.g. requests, video, audio).
+  // Items waiting in one of the stream's queues (`queue`: windows, projection, requests).
   Gauge& queue_depth(std::string_view stream, std::string_view queue);
   Counter& reconnects(std::string_view stream);
   Counter& gaps(std::string_view stream);

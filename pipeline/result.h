@@ -12,20 +12,20 @@ inline constexpr int kResultSchemaVersion = 1;
 struct ResultEvent {
   enum class Kind { Partial, Final, Gap, Error, Stats };
   Kind kind = Kind::Final;
-  std::string stream;       // configured stream name
-  std::string task;         // configured task name ("" for stream-level gap/error/stats)
-  uint64_t request_id = 0;  // unique per process; partials and the final of a request share it
-  std::string text;         // partial: the new text since the last partial; final: the whole text
+  std::string stream;        // configured stream name
+  std::string task;          // configured task name ("" for stream-level gap/error/stats)
+  uint64_t request_id = 0;   // unique per process; partials and the final of a request share it
+  std::string text;          // partial: the new text since the last partial; final: the whole text
   double media_start_s = 0;  // media time range the request covers (gap: the missing range)
   double media_end_s = 0;
-  std::string wall_utc;      // ISO-8601 UTC with milliseconds, when the event was made
-  std::string model;         // model name (general.name or file name)
+  std::string wall_utc;  // ISO-8601 UTC with milliseconds, when the event was made
+  std::string model;     // model name (general.name or file name)
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
-  double queue_ms = 0;    // request made → first forward that includes it
-  double prefill_ms = 0;  // its prompt's forwards
-  double decode_ms = 0;   // its decode steps
-  std::string error;      // kind Error: what went wrong, where
+  double queue_ms = 0;     // request made → first forward that includes it
+  double prefill_ms = 0;   // its prompt's forwards
+  double decode_ms = 0;    // its decode steps
+  std::string error;       // kind Error: what went wrong, where
   std::string stats_json;  // kind Stats: a JSON object with the counters (already serialized)
 };
 

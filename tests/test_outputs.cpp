@@ -327,6 +327,34 @@ BOOST_AUTO_TEST_CASE(stdout_sink_text_and_json) {
              "[lobby gap 30.0\u201335.5s]\n"
              "[lobby/describe error] decoder: deadline exceeded\n");
 
+  // Stats for a person: the stream's main counters summed over their series, in one line.
+  pipeline::MetricsRegistry registry;
+  pipeline::PipelineMetrics m(registry);
+  m.audio_frames_in("lobby").inc(750);
+  m.audio_frames_used("lobby").inc(740);
+  m.video_frames_in("lobby").inc(6);
+  m.video_frames_used("lobby").inc(3);
+  m.request_latency("lobby", "transcribe").observe(1.5);
+  m.request_latency("lobby", "describe").observe(2.5);
+  m.dropped("lobby", "request", "queue_full").inc(2);
+  m.dropped("lobby", "packet", "decode_error").inc(5);
+  m.queue_depth("lobby", "requests").set(3);
+  m.gaps("lobby").inc();
+  m.reconnects("lobby").inc(4);
+  m.gaps("other").inc(9);  // another stream's series stay out
+  ResultEvent stats = make_event(Kind::Stats, "lobby", "", 0);
+  stats.stats_json = registry.render_json("lobby");
+  BOOST_TEST(nodes::format_text_line(stats) ==
+             "[lobby stats] audio frames 750 in / 740 used, video frames 6 in / 3 used; 2 results, "
+             "7 dropped; 3 queued; 1 gaps, 4 reconnects");
+  m.sequences_per_forward().observe(1);
+  m.sequences_per_forward().observe(4);
+  m.decode_tokens_per_second().set(12.5);
+  ResultEvent engine = make_event(Kind::Stats, "", "", 0);
+  engine.stats_json = registry.render_json_unstreamed();
+  BOOST_TEST(nodes::format_text_line(engine) ==
+             "[rawflow stats] 2 forwards, 2.50 sequences per forward, 12.5 tokens/s");
+
   std::ostringstream partial_out;
   nodes::StdoutSink partials({.json = false, .partials = true}, partial_out);
   partials.publish(make_event(Kind::Partial, "lobby", "transcribe", 1, "Hel"));
@@ -811,6 +839,10 @@ BOOST_AUTO_TEST_CASE(metrics_json_for_stats_events) {
   BOOST_TEST(only_a["rawflow_gaps_total"][0]["labels"]["stream"].get<std::string>() == "a");
   BOOST_TEST(only_a["rawflow_request_latency_seconds"][0]["count"].get<int>() == 1);
   BOOST_TEST(!only_a.contains("rawflow_sequences_per_forward"));  // no stream label
+  const json engine = json::parse(r.render_json_unstreamed());
+  BOOST_TEST(engine["rawflow_sequences_per_forward"][0]["count"].get<int>() == 1);
+  BOOST_TEST(!engine.contains("rawflow_gaps_total"));
+  BOOST_TEST(!engine.contains("rawflow_request_latency_seconds"));
   // It is what a stats event carries.
   ResultEvent s = make_event(Kind::Stats, "a", "", 0);
   s.stats_json = r.render_json("a");

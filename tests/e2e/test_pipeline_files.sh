@@ -7,6 +7,9 @@
 #    reads the exported rawflow_*_frames_*_total counters);
 #  - results carry the media ranges of the windows, in order, one final per request;
 #  - configs/demo.yaml and configs/archive-bulk.yaml run (paths overridden with --set);
+#  - a corrupt file: undecodable packets are skipped, counted (rawflow_dropped_total) and reported
+#    in grouped error events, the media around them is still used, per-stream stats are published;
+#  - requests whose deadline passes before their first forward are counted dropped (deadline);
 #  - four streams share one engine and forwards hold more than one sequence.
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}" "${RAWFLOW_TEST_WORK:?}"
@@ -108,6 +111,78 @@ for e in map(json.loads, open(sys.argv[1])):
 print("finals by task:", finals)
 # scene + scene5 = 9 frames in requests for the 6 used; speech windows start every 5 s.
 assert finals == {"ask": 3, "speech": 6, "scene": 3, "scene5": 6}, finals
+PY
+
+echo "== a corrupt file: undecodable packets are skipped, counted and reported; the run goes on"
+ffmpeg -loglevel error -y -i "$work/demo.mkv" -c:v copy -c:a aac -b:a 64k "$work/demo.ts"
+$py - "$work/demo.ts" "$work/corrupt.ts" <<'PY'
+import random, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+n, r = len(d) // 188, random.Random(7)
+# Scramble the payloads (not the 4-byte headers) of every third TS packet in the middle fifth.
+for i in range(n * 2 // 5, n * 3 // 5, 3):
+    d[i * 188 + 4:(i + 1) * 188] = bytes(r.randrange(256) for _ in range(184))
+open(sys.argv[2], "wb").write(d)
+PY
+cat >"$work/corrupt.yaml" <<YAML
+version: 1
+streams:
+  - {name: bad, url: $work/corrupt.ts}
+tasks:
+  - {name: speech, kind: transcribe, window_s: 10, max_new_tokens: 4}
+  - {name: scene, kind: describe, interval_s: 10, image_budget: 70, max_new_tokens: 4}
+engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf}
+outputs:
+  jsonl: {path: $work/corrupt.jsonl}
+metrics: {interval_s: 1}
+YAML
+"$RAWFLOW_BIN" run "$work/corrupt.yaml" 2>"$work/corrupt.log" || { tail -5 "$work/corrupt.log"; exit 1; }
+tail -1 "$work/corrupt.log"
+$py - "$work/corrupt.jsonl" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+errors = [e["error"] for e in ev if e["kind"] == "error"]
+reported = sum(int(m.split(": ")[1].split()[0]) for m in errors if "undecodable packet" in m)
+finals = [e for e in ev if e["kind"] == "final"]
+stats = [e for e in ev if e["kind"] == "stats" and e["stream"] == "bad"]
+assert stats, "no stats event of the stream"
+last = {tuple(sorted(s["labels"].items())): s["value"]
+        for s in stats[-1]["stats"]["rawflow_dropped_total"]}
+counted = last[(("reason", "decode_error"), ("stream", "bad"), ("unit", "packet"))]
+print("decode errors: %d reported in %d error events, %d counted; %d finals" %
+      (reported, len(errors), counted, len(finals)))
+assert reported > 0 and counted == reported, (reported, counted)
+# Reports are grouped (kDecodeErrorReportS), not one event per packet.
+assert len(errors) < reported, errors
+# Media on both sides of the damage was still described and transcribed.
+assert {e["task"] for e in finals} == {"speech", "scene"}, finals
+assert min(e["media_start"] for e in finals) == 0.0 and max(e["media_end"] for e in finals) > 25
+depths = stats[-1]["stats"]["rawflow_queue_depth"]
+assert sorted(s["labels"]["queue"] for s in depths) == ["projection", "requests", "windows"]
+assert all(s["value"] == 0 for s in depths), depths  # drained at the end
+# The engine's own event: a run shorter than metrics.interval_s still gets its tokens/s.
+engine = [e for e in ev if e["kind"] == "stats" and e["stream"] == ""][-1]["stats"]
+assert engine["rawflow_decode_tokens_per_second"][0]["value"] > 0, engine
+assert engine["rawflow_sequences_per_forward"][0]["count"] > 0, engine
+PY
+
+echo "== deadlines shorter than any request: each one is an error event and counted dropped"
+rc=0
+"$RAWFLOW_BIN" run "$work/corrupt.yaml" --set "streams.0.url=$work/demo.mkv" \
+  --set "tasks.0.deadline_s=0.001" --set "tasks.1.deadline_s=0.001" \
+  --set "outputs.jsonl.path=$work/deadline.jsonl" 2>"$work/deadline.log" || rc=$?
+tail -1 "$work/deadline.log"
+# A run in which every request failed exits 1 (cli/cmd_run.cpp).
+[ $rc = 1 ] || { echo "FAIL: exit status $rc, expected 1 (no request succeeded)"; exit 1; }
+$py - "$work/deadline.jsonl" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+expired = [e for e in ev if e["kind"] == "error" and e["task"]]
+assert len(expired) == 6 and all(e["error"] == "deadline" for e in expired), expired
+stats = [e for e in ev if e["kind"] == "stats" and e["stream"] == "bad"][-1]["stats"]
+dropped = {s["labels"]["reason"]: s["value"] for s in stats["rawflow_dropped_total"]}
+assert dropped == {"queue_full": 0, "deadline": 6, "shutdown": 0, "decode_error": 0}, dropped
+print("dropped:", dropped)
 PY
 
 echo "== four streams, one engine, ZeroMQ to a real subscriber"

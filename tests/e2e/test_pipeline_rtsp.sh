@@ -74,7 +74,21 @@ import sys, urllib.request
 text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
 for name in ("rawflow_audio_frames_in_total", "rawflow_sequences_per_forward_bucket"):
     assert name in text, name
-print("metrics: ok (%d lines)" % len(text.splitlines()))
+samples = {}
+for line in text.splitlines():
+    if line and not line.startswith("#"):
+        key, value = line.rsplit(" ", 1)
+        samples[key] = float(value)
+# Every stream has its three queue gauges; a depth is a whole count, never negative (each unit
+# and request leaves the count it entered).
+depths = {k: v for k, v in samples.items() if k.startswith("rawflow_queue_depth{")}
+streams = {k.split('stream="')[1].split('"')[0] for k in depths}
+assert len(streams) == 4 and len(depths) == 12, sorted(depths)
+assert all(v >= 0 and v == int(v) for v in depths.values()), depths
+rate = samples["rawflow_decode_tokens_per_second"]
+assert rate >= 0, rate
+print("metrics: ok (%d lines); queue depths %s; %.1f tokens/s" %
+      (len(text.splitlines()), sorted(set(depths.values())), rate))
 PY
 
 echo "== server killed, restarted"
@@ -257,5 +271,18 @@ for e in ev:
 assert {"speech", "scene"} <= tasks, tasks
 streams = {e["stream"] for e in ev if e["kind"] == "final"}
 assert {"lobby", "entrance", "dock", "parking"} <= streams, streams
+# Stats every metrics.interval_s: one event per stream holding that stream's series only, and
+# one (stream "") with the engine's and sinks' series.
+stats = [e for e in ev if e["kind"] == "stats"]
+assert {e["stream"] for e in stats} == {"", "lobby", "entrance", "dock", "parking"}, stats[:1]
+for e in stats:
+    for series in e["stats"].values():
+        assert all(s["labels"].get("stream") == (e["stream"] or None) for s in series), e
+last_stats = {e["stream"]: e["stats"] for e in stats}
+assert all(s["rawflow_reconnects_total"][0]["value"] >= 2
+           for n, s in last_stats.items() if n), last_stats
+rates = [e["stats"]["rawflow_decode_tokens_per_second"][0]["value"] for e in stats if not e["stream"]]
+assert max(rates) > 0, rates
+print("decode tokens/s in the stats events:", ["%.1f" % r for r in rates])
 print("PASS")
 PY

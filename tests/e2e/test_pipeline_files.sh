@@ -200,18 +200,26 @@ engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf, max_batch: 4}
 outputs:
   zmq: {endpoint: "tcp://127.0.0.1:$port", partials: true}
 YAML
+# Both example subscribers (examples/), Python and C++, on the same publisher.
+cxx_sub=${RAWFLOW_SUBSCRIBER_BIN:?set by CTest: the examples/subscriber.cpp build}
 $py "$src/examples/subscriber.py" --endpoint "tcp://127.0.0.1:$port" --json --finals-only \
   --topic cam --count 12 >"$work/sub.out" 2>&1 &
 sub=$!
-sleep 1  # the subscriber connects and retries until rawflow binds; results come seconds later
+"$cxx_sub" --endpoint "tcp://127.0.0.1:$port" --json --finals-only --topic cam --count 12 \
+  >"$work/sub_cxx.out" 2>&1 &
+sub_cxx=$!
+sleep 1  # the subscribers connect and retry until rawflow binds; results come seconds later
 "$RAWFLOW_BIN" run "$work/four.yaml" 2>"$work/four.log" || { cat "$work/four.log"; exit 1; }
 tail -1 "$work/four.log"
-( sleep 20; kill $sub 2>/dev/null ) & watchdog=$!
-wait $sub || { echo "FAIL: subscriber did not get 12 finals"; cat "$work/sub.out"; exit 1; }
+( sleep 20; kill $sub $sub_cxx 2>/dev/null ) & watchdog=$!
+wait $sub || { echo "FAIL: subscriber.py did not get 12 finals"; cat "$work/sub.out"; exit 1; }
+wait $sub_cxx || { echo "FAIL: rawflow_subscriber did not get 12 finals"; cat "$work/sub_cxx.out"; exit 1; }
 kill $watchdog 2>/dev/null || true
-$py - "$work/sub.out" <<'PY'
+$py - "$work/sub.out" "$work/sub_cxx.out" <<'PY'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
+# The C++ subscriber printed the same objects (it re-serializes them: compare parsed).
+assert [json.loads(l) for l in open(sys.argv[2])] == ev, "the two subscribers differ"
 streams = {}
 for e in ev:
     streams.setdefault(e["stream"], []).append(e["media_start"])

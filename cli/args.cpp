@@ -1,5 +1,7 @@
 #include "cli/args.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 namespace rawflow::cli {
@@ -31,6 +33,10 @@ const Args::Spec* Args::lookup(const std::string& token) const {
 void Args::parse(const std::vector<std::string>& argv) {
   for (size_t i = 0; i < argv.size(); ++i) {
     std::string tok = argv[i];
+    if (tok == "--help" || tok == "-h") {
+      help_requested_ = true;
+      continue;
+    }
     std::optional<std::string> inline_value;
     if (tok.rfind("--", 0) == 0) {
       auto eq = tok.find('=');
@@ -114,18 +120,23 @@ double Args::get_double(const std::string& name) const {
   }
 }
 
+bool Args::parse_or_help(const std::vector<std::string>& argv) {
+  parse(argv);
+  if (help_requested_) std::printf("%s", help().c_str());
+  return !help_requested_;
+}
+
 std::string Args::help() const {
   std::ostringstream o;
   o << "usage: rawflow " << command_ << " " << synopsis_ << "\n";
-  for (const auto& s : specs_) {
-    std::string left = "  " + s.name + (s.short_name.empty() ? "" : ", " + s.short_name);
-    if (!s.is_flag) left += " V";
-    o << left;
-    for (size_t i = left.size(); i < 28; ++i) o << ' ';
-    o << s.help;
-    if (s.def) o << " (default " << *s.def << ")";
-    o << "\n";
-  }
+  const auto row = [&o](std::string left, const std::string& text) {
+    left.resize(std::max<size_t>(left.size(), 28), ' ');
+    o << left << text << "\n";
+  };
+  for (const auto& s : specs_)
+    row("  " + s.name + (s.short_name.empty() ? "" : ", " + s.short_name) + (s.is_flag ? "" : " V"),
+        s.help + (s.def ? " (default " + *s.def + ")" : ""));
+  row("  --help, -h", "show this help");
   if (accepts_positional_) o << "  " << positional_name_ << "    " << positional_help_ << "\n";
   return o.str();
 }

@@ -28,7 +28,12 @@ class Args {
   Args& positional(const std::string& name, const std::string& help);
 
   // Parses argv (without the command word). Throws UsageError for unknown options, missing values.
+  // `--help` / `-h` are accepted by every command (help_requested()).
   void parse(const std::vector<std::string>& argv);
+  // parse(), then, when help was asked for, prints help() to stdout and returns false: the
+  // command's whole answer.
+  bool parse_or_help(const std::vector<std::string>& argv);
+  bool help_requested() const { return help_requested_; }
 
   bool has(const std::string& name) const;
   bool flag_set(const std::string& name) const;
@@ -52,6 +57,7 @@ class Args {
   bool accepts_positional_ = false;
   std::map<std::string, std::string> values_;
   std::vector<std::string> positionals_;
+  bool help_requested_ = false;
 };
 
 }  // namespace rawflow::cli

@@ -1,29 +1,17 @@
 // rawflow ask: a question about any mix of an image, a video and an audio clip.
-#include <cstdio>
-
 #include "cli/commands.h"
-#include "cli/engine_options.h"
-#include "cli/generation.h"
 #include "cli/multimodal.h"
 
 namespace rawflow::cli {
 
 int cmd_ask(const CommandArgs& argv) {
   Args a("ask", "--model M [--mmproj P] [--image F] [--video F] [--audio F] -p TEXT");
-  a.option("--model", "-m", "GGUF file or Hugging Face directory")
-      .option("--image", "", "an image file")
+  a.option("--image", "", "an image file")
       .option("--video", "", "a video file (frames sampled per spec §3.6)")
       .option("--audio", "", "an audio (or video) file whose sound is heard")
-      .option("--prompt", "-p", "the question")
-      .flag("--help", "show this help");
-  declare_media_options(a);
-  declare_generation_options(a);
-  declare_engine_options(a);
-  a.parse(argv);
-  if (a.flag_set("--help")) {
-    std::printf("%s", a.help().c_str());
-    return 0;
-  }
+      .option("--prompt", "-p", "the question");
+  declare_media_command_options(a);
+  if (!a.parse_or_help(argv)) return 0;
   if (!a.has("--prompt")) throw UsageError("rawflow ask: give --prompt\n" + a.help());
   // Pictures first, then the question, then the sound: the order of the spec's examples (§5.3)
   // and the prompt guidance for audio (text before audio).

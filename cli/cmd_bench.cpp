@@ -44,14 +44,9 @@ int cmd_bench(const CommandArgs& argv) {
   a.option("--model", "-m", "GGUF file or Hugging Face directory")
       .option("--n-prompt", "-p", "prompt tokens for the prefill test (0 = skip)", "512")
       .option("--n-gen", "-n", "generated tokens for the decode test (0 = skip)", "64")
-      .option("--repetitions", "-r", "repetitions of each test", "3")
-      .flag("--help", "show this help");
+      .option("--repetitions", "-r", "repetitions of each test", "3");
   declare_engine_options(a);
-  a.parse(argv);
-  if (a.flag_set("--help")) {
-    std::printf("%s", a.help().c_str());
-    return 0;
-  }
+  if (!a.parse_or_help(argv)) return 0;
   const LoadOptions lo = engine_options(a);
   const std::string path = a.get("--model");
   LoadedModel m = load_model(path, lo);

@@ -41,15 +41,10 @@ int cmd_generate(const CommandArgs& argv) {
   a.option("--model", "-m", "GGUF file or Hugging Face directory")
       .option("--prompt", "-p", "user prompt, wrapped in the Gemma 4 turn format")
       .option("--tokens", "", "exact prompt token ids, comma-separated (no template, no BOS added)")
-      .flag("--raw", "use --prompt as is (no turn format; special tokens still parsed)")
-      .flag("--help", "show this help");
+      .flag("--raw", "use --prompt as is (no turn format; special tokens still parsed)");
   declare_generation_options(a);
   declare_engine_options(a);
-  a.parse(argv);
-  if (a.flag_set("--help")) {
-    std::printf("%s", a.help().c_str());
-    return 0;
-  }
+  if (!a.parse_or_help(argv)) return 0;
   if (a.has("--prompt") == a.has("--tokens"))
     throw UsageError("rawflow generate: give exactly one of --prompt and --tokens\n" + a.help());
 

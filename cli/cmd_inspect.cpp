@@ -173,7 +173,7 @@ int inspect_embeddings(const Args& a) {
     const long long calls = repeat_option(a);
     for (long long r = 0; r < calls; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
-      e = embed_prepared_image(vision, prepared);
+      e = media::embed_prepared_image(vision, prepared);
       const std::chrono::duration<double, std::milli> dt = std::chrono::steady_clock::now() - t0;
       char ms[32];
       std::snprintf(ms, sizeof ms, "%s%.1f", r ? " " : "", dt.count());
@@ -223,13 +223,8 @@ int cmd_inspect(const CommandArgs& argv) {
       .option("--resize-arithmetic", "",
               "with --resized-out: pillow (rawflow's default, Pillow-exact) or torch-uint8 "
               "(PyTorch's int16-weight uint8 kernel)",
-              "pillow")
-      .flag("--help", "show this help");
-  a.parse(argv);
-  if (a.flag_set("--help")) {
-    std::printf("%s", a.help().c_str());
-    return 0;
-  }
+              "pillow");
+  if (!a.parse_or_help(argv)) return 0;
   if (a.has("--resized-out")) {
     if (a.has("--mmproj"))
       throw UsageError("rawflow inspect: --resized-out and --mmproj are separate uses; give one");

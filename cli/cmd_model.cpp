@@ -62,13 +62,8 @@ int cmd_synth(const CommandArgs& argv) {
       .option("--mmproj-dtype", "",
               "f32 f16 bf16: gguf: position table + projections (patch_embd and 1-D tensors "
               "stay f32); safetensors: every embedder tensor",
-              "f32")
-      .flag("--help", "show this help");
-  a.parse(argv);
-  if (a.flag_set("--help")) {
-    std::printf("%s\n", a.help().c_str());
-    return 0;
-  }
+              "f32");
+  if (!a.parse_or_help(argv)) return 0;
 
   SynthOptions o;
   o.preset = a.get("--preset");

@@ -30,13 +30,10 @@ int cmd_run(const CommandArgs& argv) {
   }
   Args a("run", "CONFIG.yaml [--set KEY=VALUE]... [--print-config]");
   a.positional("CONFIG", "pipeline configuration (docs/config.md)")
-      .flag("--print-config", "print the effective configuration (defaults resolved) and exit")
-      .flag("--help", "show this help (--set KEY=VALUE overrides a key, e.g. engine.threads=2)");
-  a.parse(rest);
-  if (a.flag_set("--help")) {
-    std::printf("%s", a.help().c_str());
-    return 0;
-  }
+      .option("--set", "",
+              "KEY=VALUE: override one configuration key (e.g. engine.threads=2); repeatable")
+      .flag("--print-config", "print the effective configuration (defaults resolved) and exit");
+  if (!a.parse_or_help(rest)) return 0;
   if (a.positionals().size() != 1) throw UsageError("rawflow run: give one CONFIG\n" + a.help());
   PipelineConfig cfg;
   try {

@@ -55,13 +55,8 @@ int cmd_tokenize(const CommandArgs& argv) {
       .option("--out", "-o", "output for --jsonl: one {\"ids\": [...], \"decoded\": ...} per line",
               "-")
       .flag("--no-special", "match only user-defined token strings, not control tokens")
-      .flag("--quiet", "no timing line on stderr")
-      .flag("--help", "show this help");
-  a.parse(argv);
-  if (a.flag_set("--help")) {
-    std::printf("%s", a.help().c_str());
-    return 0;
-  }
+      .flag("--quiet", "no timing line on stderr");
+  if (!a.parse_or_help(argv)) return 0;
   const bool parse_special = !a.flag_set("--no-special");
   const bool quiet = a.flag_set("--quiet");
 

@@ -1,28 +1,16 @@
 // rawflow transcribe: speech in any audio (or video) file FFmpeg reads, to text.
-#include <cstdio>
-
 #include "cli/commands.h"
-#include "cli/engine_options.h"
-#include "cli/generation.h"
 #include "cli/multimodal.h"
 
 namespace rawflow::cli {
 
 int cmd_transcribe(const CommandArgs& argv) {
   Args a("transcribe", "--model M [--mmproj P] FILE [--lang L] [--prompt TEXT]");
-  a.option("--model", "-m", "GGUF file or Hugging Face directory")
-      .option("--lang", "", "language of the speech (and of the transcript)", "English")
+  a.option("--lang", "", "language of the speech (and of the transcript)", "English")
       .option("--prompt", "-p", "instruction instead of the official ASR one")
-      .positional("FILE", "any audio or video file FFmpeg reads")
-      .flag("--help", "show this help");
-  declare_media_options(a);
-  declare_generation_options(a);
-  declare_engine_options(a);
-  a.parse(argv);
-  if (a.flag_set("--help")) {
-    std::printf("%s", a.help().c_str());
-    return 0;
-  }
+      .positional("FILE", "any audio or video file FFmpeg reads");
+  declare_media_command_options(a);
+  if (!a.parse_or_help(argv)) return 0;
   if (a.positionals().size() != 1)
     throw UsageError("rawflow transcribe: give one FILE\n" + a.help());
   // The official ASR instruction (spec §5.3), text before the audio as the prompt guidance asks.

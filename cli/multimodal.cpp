@@ -20,23 +20,15 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-MediaEmbedding embed_prepared_image(const Gemma4VisionEmbedder& vision,
-                                    const media::PreparedImage& prepared) {
-  MediaEmbedding m;
-  m.kind = MediaEmbedding::Kind::Image;
-  m.rows = prepared.patches.tokens();
-  m.values.resize(static_cast<size_t>(m.rows * vision.out_dim()));
-  vision.embed_patches(prepared.patches.values.data(), prepared.patches.pos_x.data(),
-                       prepared.patches.pos_y.data(), m.rows, m.values.data());
-  return m;
-}
-
-void declare_media_options(Args& a) {
-  a.option("--mmproj", "",
-           "projector: GGUF mmproj file (default: the model's directory when it is a Hugging "
-           "Face checkpoint)")
+void declare_media_command_options(Args& a) {
+  a.option("--model", "-m", "GGUF file or Hugging Face directory")
+      .option("--mmproj", "",
+              "projector: GGUF mmproj file (default: the model's directory when it is a Hugging "
+              "Face checkpoint)")
       .option("--budget", "", "soft tokens per image: 70, 140, 280, 560 or 1120", "280")
       .option("--frames", "", "video frames sampled per clip (spec §3.6)", "32");
+  declare_generation_options(a);
+  declare_engine_options(a);
 }
 
 MediaPrompt::MediaPrompt(const Args& a, const std::string& model_path, int64_t model_hidden) {
@@ -80,7 +72,7 @@ void MediaPrompt::add_image(const std::string& path) {
   const media::PreparedImage prepared = media::prepare_image(img, budget_, v.patch_order());
   const double prepare_ms = ms_since(t);
   t = std::chrono::steady_clock::now();
-  MediaEmbedding e = embed_prepared_image(v, prepared);
+  MediaEmbedding e = media::embed_prepared_image(v, prepared);
   const double embed_ms = ms_since(t);
   std::fprintf(stderr,
                "image %s: %dx%d -> %dx%d, %lld soft tokens (%dx%d tiles); decode %.1f ms, "

@@ -16,13 +16,9 @@
 
 namespace rawflow::cli {
 
-// --mmproj, --budget, --frames.
-void declare_media_options(Args& a);
-
-// media::embed_image without the resize: the embedders alone, so that callers can time them
-// apart from decoding and resizing.
-MediaEmbedding embed_prepared_image(const Gemma4VisionEmbedder& vision,
-                                    const media::PreparedImage& prepared);
+// What describe, transcribe and ask all take: --model, the projector and media options
+// (--mmproj, --budget, --frames), the generation and the engine options.
+void declare_media_command_options(Args& a);
 
 class MediaPrompt {
  public:

@@ -13,16 +13,20 @@ PreparedImage prepare_image(const RgbImage& img, int budget_tokens, PatchOrder o
   return out;
 }
 
-MediaEmbedding embed_image(const Gemma4VisionEmbedder& vision, const RgbImage& img,
-                           int budget_tokens) {
-  const PreparedImage p = prepare_image(img, budget_tokens, vision.patch_order());
+MediaEmbedding embed_prepared_image(const Gemma4VisionEmbedder& vision,
+                                    const PreparedImage& prepared) {
+  const Patches& p = prepared.patches;
   MediaEmbedding m;
   m.kind = MediaEmbedding::Kind::Image;
-  m.rows = p.patches.tokens();
+  m.rows = p.tokens();
   m.values.resize(static_cast<size_t>(m.rows * vision.out_dim()));
-  vision.embed_patches(p.patches.values.data(), p.patches.pos_x.data(), p.patches.pos_y.data(),
-                       m.rows, m.values.data());
+  vision.embed_patches(p.values.data(), p.pos_x.data(), p.pos_y.data(), m.rows, m.values.data());
   return m;
+}
+
+MediaEmbedding embed_image(const Gemma4VisionEmbedder& vision, const RgbImage& img,
+                           int budget_tokens) {
+  return embed_prepared_image(vision, prepare_image(img, budget_tokens, vision.patch_order()));
 }
 
 MediaEmbedding embed_audio(const Gemma4AudioEmbedder& audio, const AudioClip& clip) {

@@ -20,6 +20,9 @@ struct PreparedImage {
 };
 PreparedImage prepare_image(const RgbImage& img, int budget_tokens, PatchOrder order);
 
+// The embedders alone, on tiles already made (callers that time them apart from the resize).
+MediaEmbedding embed_prepared_image(const Gemma4VisionEmbedder& vision,
+                                    const PreparedImage& prepared);
 MediaEmbedding embed_image(const Gemma4VisionEmbedder& vision, const RgbImage& img,
                            int budget_tokens);
 // 640-sample frames, the last zero-padded (spec §4).

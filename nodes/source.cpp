@@ -52,6 +52,8 @@ double StreamTimeline::audio(double pts_s, int64_t samples) {
 
 namespace {
 
+constexpr double kAudioRate = StreamTimeline::kSampleRate;
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -206,7 +208,8 @@ bool Source::read_units(media::MediaInput& in) {
       const double jump = timeline_.audio(a->pts_s, n);
       report_gap(jump, "no media for " + seconds_text(jump) + " (the timestamps jumped)");
       counters_.audio_samples += n;
-      if (ev_.audio) ev_.audio(std::move(a->samples));
+      const double at = timeline_.audio_clock_s() - static_cast<double>(n) / kAudioRate;
+      if (ev_.audio) ev_.audio(std::move(a->samples), at);
     }
   }
 }

@@ -62,7 +62,8 @@ class StreamTimeline {
 
 struct SourceEvents {
   std::function<void(media::RgbImage&& image, double timeline_s)> video;
-  std::function<void(std::vector<float>&& samples)> audio;
+  // `timeline_s`: where the chunk's first sample sits on the stream timeline (the audio clock).
+  std::function<void(std::vector<float>&& samples, double timeline_s)> audio;
   // `seconds` of media are missing here: the audio clock advances by them (StreamTimeline). Made
   // once per outage when media flows again, or before audio whose timestamps jumped.
   std::function<void(double seconds, const std::string& why)> gap;

@@ -2,6 +2,8 @@
 
 #include <tbb/flow_graph.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <variant>
 
@@ -41,6 +44,7 @@ struct VideoUnit {
 };
 struct AudioUnit {
   std::vector<float> samples;
+  double t = 0;  // the first sample's place on the timeline
 };
 struct GapUnit {
   double seconds = 0;
@@ -57,6 +61,52 @@ struct SourceUnit {
   std::variant<VideoUnit, AudioUnit, GapUnit, EndUnit, ErrorUnit> body;
 };
 
+// A live stream's timeline on the wall clock. Media cannot arrive before it is sent, and some
+// arrives late (the demuxer's probe holds the first second or so back, then hands it over in a
+// burst), so the best estimate of when timeline point 0 was live is the least of (arrival − t)
+// over the units seen. One such origin per connection (a gap starts a new one): across a
+// reconnect the timeline's gap only approximates the outage.
+class WallClockAnchors {
+ public:
+  using SystemClock = std::chrono::system_clock;
+  // Source thread: a gap means the next media unit starts a new anchor.
+  void on_gap() { reanchor_ = true; }
+  void on_media(double t) {
+    const SystemClock::time_point origin =
+        SystemClock::now() -
+        std::chrono::duration_cast<SystemClock::duration>(std::chrono::duration<double>(t));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reanchor_ || anchors_.empty()) {
+      reanchor_ = false;
+      if (anchors_.size() == kMaxAnchors) anchors_.erase(anchors_.begin());
+      anchors_.push_back({t, origin});
+    } else {
+      anchors_.back().origin = std::min(anchors_.back().origin, origin);
+    }
+  }
+  // Any thread: the wall clock at timeline point `t`; nullopt before the first media.
+  std::optional<SystemClock::time_point> at(double t) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (anchors_.empty()) return std::nullopt;
+    auto it = std::upper_bound(anchors_.begin(), anchors_.end(), t,
+                               [](double v, const Anchor& a) { return v < a.from_t; });
+    const Anchor& a = it == anchors_.begin() ? *it : *std::prev(it);
+    return a.origin +
+           std::chrono::duration_cast<SystemClock::duration>(std::chrono::duration<double>(t));
+  }
+
+ private:
+  // Requests look back one window at most; old anchors are only kept for a while.
+  static constexpr size_t kMaxAnchors = 256;
+  struct Anchor {
+    double from_t;                   // the connection's first timeline point
+    SystemClock::time_point origin;  // wall clock of timeline point 0, as this connection runs
+  };
+  bool reanchor_ = true;  // source thread only
+  mutable std::mutex mu_;
+  std::vector<Anchor> anchors_;  // by from_t, increasing
+};
+
 // Per stream: requests made but not finished, for file backpressure and for knowing when done;
 // its metric handles, resolved once so that no unit looks a series up by name.
 struct StreamState {
@@ -65,6 +115,7 @@ struct StreamState {
   std::mutex mu;
   std::condition_variable cv;
   int64_t in_flight = 0;
+  WallClockAnchors anchors;
   bool ended = false;
   StreamMetrics metrics;
   std::map<size_t, TaskMetrics> task_metrics;  // by task index, for the tasks the stream runs
@@ -179,9 +230,21 @@ struct Pipeline::Impl {
     s.metrics.queue_requests.set(static_cast<double>(s.in_flight));
     s.cv.notify_all();
   }
+  // Called on the stream's source thread.
   void put_unit(SourceUnit u) {
-    streams[u.stream]->metrics.queue_windows.add(1);
+    StreamState& s = *streams[u.stream];
+    if (cfg.streams[u.stream].kind == StreamKind::Live) {
+      if (const auto* v = std::get_if<VideoUnit>(&u.body)) s.anchors.on_media(v->t);
+      if (const auto* a = std::get_if<AudioUnit>(&u.body)) s.anchors.on_media(a->t);
+      if (std::holds_alternative<GapUnit>(u.body)) s.anchors.on_gap();
+    }
+    s.metrics.queue_windows.add(1);
     windows->try_put(std::move(u));
+  }
+  // The wall clock at media time `t` of a live stream; "" for files and before any media.
+  std::string media_utc(size_t stream, double t) const {
+    const auto wall = streams[stream]->anchors.at(t);
+    return wall ? utc_iso8601(*wall) : std::string();
   }
   ResultEvent stats_event(size_t stream) const {
     ResultEvent e = event(ResultEvent::Kind::Stats, stream, "");
@@ -313,6 +376,7 @@ void Pipeline::Impl::on_source_unit(const SourceUnit& u) {
     s.metrics.gap_seconds.inc(gap->seconds);
     ResultEvent e = event(ResultEvent::Kind::Gap, u.stream, "");
     e.media_start_s = w.timeline_time();
+    e.media_start_utc = media_utc(u.stream, e.media_start_s);
     w.on_gap(gap->seconds);
     e.media_end_s = w.timeline_time();
     e.text = gap->why;
@@ -383,6 +447,7 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
   const TaskMetrics& task_metrics = streams[stream]->task_metrics.at(r.task);
   const int64_t H = model.text->config().hidden;
   const double start_s = r.start_s, end_s = r.end_s;
+  const std::string start_utc = media_utc(stream, start_s);
   const auto created = r.created;
   try {
     std::vector<ChatPart> parts;
@@ -417,23 +482,25 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
       g.deadline = created + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(task.deadline_s));
     g.live = r.droppable;
-    g.on_partial = [this, stream, start_s, end_s, task_name = task.name,
+    g.on_partial = [this, stream, start_s, end_s, start_utc, task_name = task.name,
                     id = r.id](const TokenDelta& d) {
       ResultEvent e = event(ResultEvent::Kind::Partial, stream, task_name);
       e.request_id = id;
       e.text = d.text;
       e.media_start_s = start_s;
+      e.media_start_utc = start_utc;
       e.media_end_s = end_s;
       e.generated_tokens = d.generated_tokens;
       outputs->try_put(e);
     };
-    g.on_done = [this, stream, start_s, end_s, task_name = task.name, created, &stream_metrics,
-                 &task_metrics, task_index = r.task](const GenerationResult& res) {
+    g.on_done = [this, stream, start_s, end_s, start_utc, task_name = task.name, created,
+                 &stream_metrics, &task_metrics, task_index = r.task](const GenerationResult& res) {
       ResultEvent e =
           event(res.ok() ? ResultEvent::Kind::Final : ResultEvent::Kind::Error, stream, task_name);
       e.request_id = res.id;
       e.text = res.text;
       e.media_start_s = start_s;
+      e.media_start_utc = start_utc;
       e.media_end_s = end_s;
       e.prompt_tokens = res.prompt_tokens;
       e.generated_tokens = res.generated_tokens;
@@ -459,6 +526,7 @@ void Pipeline::Impl::on_request(MediaRequest& r) {
     ResultEvent e = event(ResultEvent::Kind::Error, stream, task.name);
     e.request_id = r.id;
     e.media_start_s = start_s;
+    e.media_start_utc = start_utc;
     e.media_end_s = end_s;
     e.error = ex.what();
     release_final(stream, r.task, std::move(e));
@@ -493,8 +561,8 @@ void Pipeline::Impl::start_sources() {
     ev.video = [this, i](media::RgbImage&& img, double t) {
       put_unit(SourceUnit{i, VideoUnit{std::move(img), t}});
     };
-    ev.audio = [this, i](std::vector<float>&& s) {
-      put_unit(SourceUnit{i, AudioUnit{std::move(s)}});
+    ev.audio = [this, i](std::vector<float>&& s, double t) {
+      put_unit(SourceUnit{i, AudioUnit{std::move(s), t}});
     };
     ev.gap = [this, i](double s, const std::string& why) {
       put_unit(SourceUnit{i, GapUnit{s, why}});

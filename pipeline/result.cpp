@@ -79,6 +79,7 @@ std::string to_json(const ResultEvent& e) {
   j["text"] = e.text;
   j["media_start"] = e.media_start_s;
   j["media_end"] = e.media_end_s;
+  if (!e.media_start_utc.empty()) j["media_start_utc"] = e.media_start_utc;
   j["wall_utc"] = e.wall_utc.empty() ? utc_now_iso8601() : e.wall_utc;
   j["model"] = e.model;
   j["tokens"] = {{"prompt", e.prompt_tokens}, {"generated", e.generated_tokens}};
@@ -95,10 +96,11 @@ std::string topic_for(const std::string& scheme, const ResultEvent& e) {
                     kind_name(e.kind));
 }
 
-std::string utc_now_iso8601() {
-  const auto now = std::chrono::system_clock::now();
+std::string utc_now_iso8601() { return utc_iso8601(std::chrono::system_clock::now()); }
+
+std::string utc_iso8601(std::chrono::system_clock::time_point t) {
   const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);

@@ -2,6 +2,7 @@
 // What the pipeline publishes: one event per partial text, final text, gap, error or stats report,
 // shared by every sink (ZeroMQ, JSONL, stdout). The JSON form is versioned; docs/results.md is its
 // reference.
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -18,6 +19,8 @@ struct ResultEvent {
   std::string text;          // partial: the new text since the last partial; final: the whole text
   double media_start_s = 0;  // media time range the request covers (gap: the missing range)
   double media_end_s = 0;
+  // Live streams: the wall clock at which media_start was received (ISO-8601 UTC); "" otherwise.
+  std::string media_start_utc;
   std::string wall_utc;  // ISO-8601 UTC with milliseconds, when the event was made
   std::string model;     // model name (general.name or file name)
   int64_t prompt_tokens = 0;
@@ -34,7 +37,8 @@ const char* kind_name(ResultEvent::Kind k);
 std::string to_json(const ResultEvent& e);
 // Topic for ZeroMQ: the scheme with {stream} and {task} substituted (task "" → "_").
 std::string topic_for(const std::string& scheme, const ResultEvent& e);
-// Now, as ISO-8601 UTC with milliseconds ("2026-12-01T13:56:10.123Z").
+// As ISO-8601 UTC with milliseconds ("2026-12-01T13:56:10.123Z").
+std::string utc_iso8601(std::chrono::system_clock::time_point t);
 std::string utc_now_iso8601();
 
 }  // namespace rawflow::pipeline

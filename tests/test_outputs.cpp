@@ -163,6 +163,17 @@ BOOST_AUTO_TEST_CASE(result_json_has_every_field_and_round_trips) {
       BOOST_TEST(j["stats"]["rawflow_gaps_total"][0]["value"].get<int>() == 2);
     }
   }
+  // Live streams' events also carry the wall clock of their media start, after media_end.
+  ResultEvent live = make_event(Kind::Final, "lobby", "transcribe", 7, "x");
+  live.media_start_utc = pipeline::utc_iso8601(
+      std::chrono::system_clock::time_point(std::chrono::milliseconds(int64_t{1'764'597'370'123})));
+  const std::string live_text = pipeline::to_json(live);
+  BOOST_TEST(json::parse(live_text)["media_start_utc"].get<std::string>() ==
+             "2025-12-01T13:56:10.123Z");
+  BOOST_TEST(live_text.find(
+                 R"("media_end":22.0,"media_start_utc":"2025-12-01T13:56:10.123Z","wall_utc")") !=
+                 std::string::npos,
+             live_text);
   BOOST_TEST(std::string(pipeline::kind_name(Kind::Partial)) == "partial");
   BOOST_TEST(std::string(pipeline::kind_name(Kind::Final)) == "final");
   BOOST_TEST(std::string(pipeline::kind_name(Kind::Gap)) == "gap");

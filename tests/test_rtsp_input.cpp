@@ -621,6 +621,7 @@ struct SourceLog {
   int reconnects = 0;
   int64_t clock_samples = 0;
   int64_t samples = 0;
+  int64_t audio_times_off = 0;  // chunks whose timeline_s is not the audio clock
 
   rawflow::nodes::SourceEvents events() {
     rawflow::nodes::SourceEvents ev;
@@ -628,8 +629,10 @@ struct SourceLog {
       std::lock_guard<std::mutex> lock(mu);
       skews.push_back({Clock::now(), t - static_cast<double>(clock_samples) / 16000});
     };
-    ev.audio = [this](std::vector<float>&& s) {
+    ev.audio = [this](std::vector<float>&& s, double t) {
       std::lock_guard<std::mutex> lock(mu);
+      // The source's own timeline time for the chunk is the audio clock counted here.
+      if (std::abs(t - static_cast<double>(clock_samples) / 16000) > 1e-9) ++audio_times_off;
       clock_samples += static_cast<int64_t>(s.size());
       samples += static_cast<int64_t>(s.size());
     };
@@ -705,6 +708,7 @@ BOOST_AUTO_TEST_CASE(source_reports_a_short_stall_as_a_gap_without_reconnecting)
                                        << after << " s after");
   BOOST_CHECK(log.errors.empty());
   BOOST_CHECK_EQUAL(log.reconnects, 0);
+  BOOST_CHECK_EQUAL(log.audio_times_off, 0);
   BOOST_REQUIRE_EQUAL(log.gaps.size(), 1u);
   BOOST_CHECK(log.gaps[0].why.find("timestamps jumped") != std::string::npos);
   // The timestamps' jump is the stall's length within ±0.3 s (see the MediaInput test above).
@@ -754,6 +758,7 @@ BOOST_AUTO_TEST_CASE(source_reports_a_long_stall_with_a_gap_covering_it) {
   BOOST_CHECK_GE(error_after, budget - 0.1);
   BOOST_CHECK_LE(error_after, budget + 1.0);
   BOOST_CHECK_GE(log.reconnects, 1);
+  BOOST_CHECK_EQUAL(log.audio_times_off, 0);
   BOOST_CHECK(gap.why.find("reconnected") != std::string::npos);
   BOOST_CHECK(gap.at >= resumed);
   // Covers the stall: the last packet came at most ~0.1 s after the valves closed, and nothing

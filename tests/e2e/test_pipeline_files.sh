@@ -54,6 +54,7 @@ assert sorted(by_task) == ["scene", "speech"], by_task
 assert by_task["speech"] == [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)], by_task["speech"]
 assert [s for s, _ in by_task["scene"]] == [0.0, 10.0, 20.0], by_task["scene"]
 assert len({e["request_id"] for e in finals}) == len(finals)
+assert not any("media_start_utc" in e for e in ev)  # files have no wall clock
 PY
 grep -q '^\[demo/speech 0.0' "$work/demo.out" || { echo "FAIL: no stdout result line"; cat "$work/demo.out"; exit 1; }
 

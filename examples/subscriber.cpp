@@ -68,9 +68,13 @@ std::string describe(const std::string& topic, const nlohmann::json& e) {
   char span[64];
   std::snprintf(span, sizeof span, "%.1f\u2013%.1fs", e.value("media_start", 0.0),
                 e.value("media_end", 0.0));
-  if (kind == "final") return topic + " [" + span + "] " + e.value("text", "");
-  if (kind == "partial") return topic + " [" + span + " partial] " + e.value("text", "");
-  if (kind == "gap") return topic + " [gap " + span + "]";
+  std::string when = span;
+  // Live streams: when that media arrived (UTC, "2026-12-01T13:56:10.123Z" → "13:56:10").
+  if (const std::string utc = e.value("media_start_utc", ""); utc.size() >= 19)
+    when += " @ " + utc.substr(11, 8);
+  if (kind == "final") return topic + " [" + when + "] " + e.value("text", "");
+  if (kind == "partial") return topic + " [" + when + " partial] " + e.value("text", "");
+  if (kind == "gap") return topic + " [gap " + when + "]";
   if (kind == "error") return topic + " [error] " + e.value("error", "");
   if (kind == "stats")
     return topic + " [stats] " + e.value("stats", nlohmann::json::object()).dump();

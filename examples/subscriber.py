@@ -20,6 +20,8 @@ def describe(topic, event):
     """One readable line per event."""
     kind = event.get("kind")
     span = "%.1f\u2013%.1fs" % (event.get("media_start", 0.0), event.get("media_end", 0.0))
+    if event.get("media_start_utc"):  # live streams: when that media arrived (UTC)
+        span += " @ %s" % event["media_start_utc"][11:19]
     if kind == "final":
         return "%s [%s] %s" % (topic, span, event.get("text", ""))
     if kind == "partial":

@@ -41,6 +41,10 @@ url="rtsp://127.0.0.1:$rtsp_port/live"
 
 $py "$src/examples/subscriber.py" --endpoint "tcp://127.0.0.1:$zmq_port" --json >"$work/events.jsonl" 2>"$work/sub.err" &
 sub=$!; pids+=($sub)
+# The C++ example subscriber's readable lines, for the live wall clock they show.
+"${RAWFLOW_SUBSCRIBER_BIN:?}" --endpoint "tcp://127.0.0.1:$zmq_port" --topic lobby/speech \
+  --finals-only --count 3 >"$work/sub_cxx.out" 2>&1 &
+sub_cxx=$!; pids+=($sub_cxx)
 sleep 1
 
 args=(--set "engine.model=$work/tiny.gguf" --set "engine.mmproj=$work/tiny-mmproj.gguf"
@@ -68,6 +72,10 @@ has_finals() { [ "$(count_finals)" -ge "$1" ]; }
 has_gaps() { [ "$(grep -c '"kind":"gap"' "$work/events.jsonl" 2>/dev/null || true)" -ge "$1" ]; }
 
 wait_for 90 "first results" has_finals 8
+wait_for 30 "the C++ subscriber's 3 finals" bash -c "! kill -0 $sub_cxx 2>/dev/null"
+cat "$work/sub_cxx.out"
+grep -Eq '^lobby/speech \[[0-9.]+–[0-9.]+s @ [0-9]{2}:[0-9]{2}:[0-9]{2}\] ' "$work/sub_cxx.out" ||
+  { echo "FAIL: rawflow_subscriber printed no live final with its wall clock"; exit 1; }
 echo "results before the faults: $(count_finals)"
 $py - "$http_port" <<'PY'
 import sys, urllib.request

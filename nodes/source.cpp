@@ -133,6 +133,8 @@ void Source::report_gap(double seconds, const std::string& why) {
 }
 
 void Source::connection_delivers() {
+  up_ = true;
+  if (ev_.up) ev_.up(true);
   std::optional<double> outage;
   if (lost_at_) outage = seconds_since(*lost_at_);
   lost_at_.reset();
@@ -152,12 +154,19 @@ bool Source::read_connection() {
   media::MediaInput in(cfg_.url, opt);
   decode_errors_reported_ = 0;
   last_decode_report_.reset();
+  const auto connection_over = [&] {
+    report_decode_errors(in, /*flush=*/true);
+    if (up_) {
+      up_ = false;
+      if (ev_.up) ev_.up(false);
+    }
+  };
   try {
     const bool ended = read_units(in);
-    report_decode_errors(in, /*flush=*/true);
+    connection_over();
     return ended;
   } catch (...) {
-    report_decode_errors(in, /*flush=*/true);
+    connection_over();
     throw;
   }
 }

@@ -76,6 +76,9 @@ struct SourceEvents {
   std::function<void(int64_t packets, const std::string& last_error)> decode_errors;
   // A live source is about to connect again (after its backoff delay).
   std::function<void()> reconnect;
+  // The input delivers media (true, at a connection's first unit) or stopped delivering (false,
+  // when that connection ended, failed or stalled).
+  std::function<void(bool up)> up;
   // The stream is over: end of a file, or a live source that gave up (max_attempts).
   std::function<void(bool ok)> end;
   // Called before each unit is read; may block (file backpressure) until more work is wanted.
@@ -124,6 +127,7 @@ class Source {
   StreamTimeline timeline_;
   // The last packet of the previous connection that delivered media, until the next one does.
   std::optional<Clock::time_point> lost_at_;
+  bool up_ = false;                     // the current connection delivered media
   int64_t decode_errors_reported_ = 0;  // of the current connection's MediaInput
   std::optional<Clock::time_point> last_decode_report_;
   std::thread thread_;

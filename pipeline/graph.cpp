@@ -569,6 +569,7 @@ void Pipeline::Impl::start_sources() {
     };
     // A gap is not always a reconnect (a short stall is a jump of the timestamps).
     ev.reconnect = [&reconnects = st->metrics.reconnects] { reconnects.inc(); };
+    ev.up = [&up = st->metrics.source_up](bool is_up) { up.set(is_up ? 1 : 0); };
     ev.error = [this, i](const std::string& m) { put_unit(SourceUnit{i, ErrorUnit{m}}); };
     ev.decode_errors = [this, i, &dropped = st->metrics.packets_dropped_decode_error](
                            int64_t n, const std::string& last) {

@@ -336,6 +336,10 @@ Gauge& PipelineMetrics::queue_depth(std::string_view stream, std::string_view qu
   return r_.gauge("rawflow_queue_depth", "Items waiting in one of the stream's queues.",
                   {{"stream", std::string(stream)}, {"queue", std::string(queue)}});
 }
+Gauge& PipelineMetrics::source_up(std::string_view stream) {
+  return r_.gauge("rawflow_source_up", "1 while the stream's input delivers media, else 0.",
+                  stream_label(stream));
+}
 Counter& PipelineMetrics::reconnects(std::string_view stream) {
   return r_.counter("rawflow_reconnects_total", "Reconnect attempts of a live source.",
                     stream_label(stream));
@@ -373,6 +377,7 @@ StreamMetrics PipelineMetrics::for_stream(std::string_view stream) {
           queue_depth(stream, "windows"),
           queue_depth(stream, "projection"),
           queue_depth(stream, "requests"),
+          source_up(stream),
           reconnects(stream),
           gaps(stream),
           gap_seconds(stream)};

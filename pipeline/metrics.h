@@ -120,6 +120,7 @@ struct StreamMetrics {
   Gauge& queue_windows;
   Gauge& queue_projection;
   Gauge& queue_requests;
+  Gauge& source_up;
   Counter& reconnects;
   Counter& gaps;
   Counter& gap_seconds;
@@ -150,6 +151,8 @@ class PipelineMetrics {
   Counter& dropped(std::string_view stream, std::string_view unit, std::string_view reason);
   // Items waiting in one of the stream's queues (`queue`: windows, projection, requests).
   Gauge& queue_depth(std::string_view stream, std::string_view queue);
+  // 1 while the stream's input delivers media, 0 while it is down or reconnecting.
+  Gauge& source_up(std::string_view stream);
   Counter& reconnects(std::string_view stream);
   Counter& gaps(std::string_view stream);
   Counter& gap_seconds(std::string_view stream);

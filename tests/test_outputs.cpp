@@ -872,6 +872,13 @@ BOOST_AUTO_TEST_CASE(metric_handle_bundles_are_the_series_and_stay_valid) {
   BOOST_TEST(&s.audio_frames_in == &m.audio_frames_in("a"));
   BOOST_TEST(&s.audio_frames_used == &m.audio_frames_used("a"));
   BOOST_TEST(&s.requests_dropped_queue_full == &m.dropped("a", "request", "queue_full"));
+  BOOST_TEST(&s.requests_dropped_deadline == &m.dropped("a", "request", "deadline"));
+  BOOST_TEST(&s.requests_dropped_shutdown == &m.dropped("a", "request", "shutdown"));
+  BOOST_TEST(&s.packets_dropped_decode_error == &m.dropped("a", "packet", "decode_error"));
+  BOOST_TEST(&s.queue_windows == &m.queue_depth("a", "windows"));
+  BOOST_TEST(&s.queue_projection == &m.queue_depth("a", "projection"));
+  BOOST_TEST(&s.queue_requests == &m.queue_depth("a", "requests"));
+  BOOST_TEST(&s.source_up == &m.source_up("a"));
   BOOST_TEST(&s.reconnects == &m.reconnects("a"));
   BOOST_TEST(&s.gaps == &m.gaps("a"));
   BOOST_TEST(&s.gap_seconds == &m.gap_seconds("a"));

@@ -5,8 +5,8 @@
 #    partials before its final, finals of a task in media order, ranges matching the windows;
 #  - four cameras (one over UDP) share the engine;
 #  - the server is killed and restarted: a gap event, reconnects, results resume;
-#  - the server is frozen (SIGSTOP): the watchdog fires within its budget, a gap, recovery after
-#    SIGCONT;
+#  - the server is frozen (SIGSTOP): the watchdog fires within its budget, rawflow_source_up
+#    drops to 0, a gap, recovery after SIGCONT (rawflow_source_up 1 again);
 #  - the feeder stalls (SIGUSR1: sessions and RTCP stay up, no media) for less than the read
 #    budget: no error, no reconnect, a gap as long as the stall on every stream with audio (its
 #    timestamps jumped), results resume on the timeline after the gap;
@@ -116,11 +116,23 @@ wait_for 60 "the watchdog's stall event" has_stalls $((n + 1))
 took=$($py -c "import time; print('%.1f' % (time.time() - $t0))")
 echo "watchdog: stall reported $took s after the freeze"
 $py -c "import sys; sys.exit(0 if $took <= 6.0 else 1)" || { echo "FAIL: watchdog too slow"; exit 1; }
+sources_up() {  # the rawflow_source_up values of the four streams, from /metrics
+  $py - "$http_port" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+print(" ".join(l.rsplit(" ", 1)[1] for l in text.splitlines() if l.startswith("rawflow_source_up{")))
+PY
+}
+all_down() { [ "$(sources_up)" = "0 0 0 0" ]; }
+all_up() { [ "$(sources_up)" = "1 1 1 1" ]; }
+wait_for 10 "rawflow_source_up 0 on every stream while frozen" all_down
 gaps=$(grep -c '"kind":"gap"' "$work/events.jsonl")
 kill -CONT $server
 wait_for 60 "the gap after SIGCONT" has_gaps $((gaps + 1))
 before=$(count_finals)
 wait_for 90 "results after SIGCONT" has_finals $((before + 4))
+wait_for 30 "rawflow_source_up 1 on every stream after SIGCONT" all_up
+echo "rawflow_source_up: 0 on every stream while frozen, 1 after"
 
 # The feeder: SIGUSR1 stalls it, SIGUSR2 resumes it; the server acknowledges each on stdout.
 # $sent_at: when the signal was sent (the stall's times are taken before the signals, so that the

@@ -200,6 +200,7 @@ tasks:
 engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf, max_batch: 4}
 outputs:
   zmq: {endpoint: "tcp://127.0.0.1:$port", partials: true}
+metrics: {interval_s: 0}  # no stats events: the subscribers count the 12 finals
 YAML
 # Both example subscribers (examples/), Python and C++, on the same publisher.
 cxx_sub=${RAWFLOW_SUBSCRIBER_BIN:?set by CTest: the examples/subscriber.cpp build}

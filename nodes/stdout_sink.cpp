@@ -27,31 +27,37 @@ std::string one_line(std::string s) {
 std::string stats_summary(const std::string& stats_json) {
   const nlohmann::json j = nlohmann::json::parse(stats_json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return one_line(stats_json);
-  const auto total = [&](const char* name, const char* field = "value") {
+  // Sum of `field` over a metric's series whose labels include `label` (all when empty).
+  const auto total = [&](const char* name, const char* field = "value",
+                         std::pair<const char*, const char*> label = {}) {
     double sum = 0;
     if (auto it = j.find(name); it != j.end() && it->is_array())
-      for (const auto& s : *it) sum += s.value(field, 0.0);
-    return static_cast<long long>(sum);
+      for (const auto& s : *it)
+        if (!label.first || s["labels"].value(label.first, "") == label.second)
+          sum += s.value(field, 0.0);
+    return sum;
+  };
+  const auto count = [&](const char* name, const char* field = "value",
+                         std::pair<const char*, const char*> label = {}) {
+    return static_cast<long long>(total(name, field, label));
   };
   char buf[320];
   if (!j.contains("rawflow_audio_frames_in_total")) {  // the engine's event (stream "")
-    const double forwards = static_cast<double>(total("rawflow_sequences_per_forward", "count"));
-    const double sequences = static_cast<double>(total("rawflow_sequences_per_forward", "sum"));
+    const double forwards = total("rawflow_sequences_per_forward", "count");
+    const double sequences = total("rawflow_sequences_per_forward", "sum");
     std::snprintf(buf, sizeof buf, "%.0f forwards, %.2f sequences per forward, %.1f tokens/s",
                   forwards, forwards > 0 ? sequences / forwards : 0.0,
-                  j.contains("rawflow_decode_tokens_per_second")
-                      ? j["rawflow_decode_tokens_per_second"][0].value("value", 0.0)
-                      : 0.0);
+                  total("rawflow_decode_tokens_per_second"));
     return buf;
   }
   std::snprintf(buf, sizeof buf,
                 "audio frames %lld in / %lld used, video frames %lld in / %lld used; %lld results, "
-                "%lld dropped; %lld queued; %lld gaps, %lld reconnects",
-                total("rawflow_audio_frames_in_total"), total("rawflow_audio_frames_used_total"),
-                total("rawflow_video_frames_in_total"), total("rawflow_video_frames_used_total"),
-                total("rawflow_request_latency_seconds", "count"), total("rawflow_dropped_total"),
-                total("rawflow_queue_depth"), total("rawflow_gaps_total"),
-                total("rawflow_reconnects_total"));
+                "%lld dropped; %lld in flight; %lld gaps, %lld reconnects",
+                count("rawflow_audio_frames_in_total"), count("rawflow_audio_frames_used_total"),
+                count("rawflow_video_frames_in_total"), count("rawflow_video_frames_used_total"),
+                count("rawflow_request_latency_seconds", "count"), count("rawflow_dropped_total"),
+                count("rawflow_queue_depth", "value", {"queue", "requests"}),
+                count("rawflow_gaps_total"), count("rawflow_reconnects_total"));
   return buf;
 }
 

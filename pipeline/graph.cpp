@@ -332,7 +332,6 @@ void Pipeline::Impl::make_sinks() {
                                                             cfg.metrics.http_port);
 }
 
-// The graph, in data-path order. Every node is serial: per-stream order is kept end to end.
 namespace {
 
 // Requests that ended without running to their end, by why (rawflow_dropped_total).
@@ -345,6 +344,7 @@ void count_unfinished(StreamMetrics& m, const GenerationResult& r) {
 
 }  // namespace
 
+// The graph, in data-path order. Every node is serial: per-stream order is kept end to end.
 void Pipeline::Impl::build_graph() {
   outputs = std::make_unique<flow::function_node<ResultEvent, flow::continue_msg>>(
       g, flow::serial, [this](const ResultEvent& e) {

@@ -350,6 +350,7 @@ BOOST_AUTO_TEST_CASE(stdout_sink_text_and_json) {
   m.dropped("lobby", "request", "queue_full").inc(2);
   m.dropped("lobby", "packet", "decode_error").inc(5);
   m.queue_depth("lobby", "requests").set(3);
+  m.queue_depth("lobby", "projection").set(2);  // also in `requests`: not added again
   m.gaps("lobby").inc();
   m.reconnects("lobby").inc(4);
   m.gaps("other").inc(9);  // another stream's series stay out
@@ -357,7 +358,7 @@ BOOST_AUTO_TEST_CASE(stdout_sink_text_and_json) {
   stats.stats_json = registry.render_json("lobby");
   BOOST_TEST(nodes::format_text_line(stats) ==
              "[lobby stats] audio frames 750 in / 740 used, video frames 6 in / 3 used; 2 results, "
-             "7 dropped; 3 queued; 1 gaps, 4 reconnects");
+             "7 dropped; 3 in flight; 1 gaps, 4 reconnects");
   m.sequences_per_forward().observe(1);
   m.sequences_per_forward().observe(4);
   m.decode_tokens_per_second().set(12.5);

@@ -64,7 +64,9 @@ BOOST_AUTO_TEST_CASE(all_types_small_and_large_batches) {
                         {DType::Q8_0, 8e-3}, {DType::Q4_0, 8e-3}, {DType::Q4_K, 8e-3},
                         {DType::Q5_K, 8e-3}, {DType::Q6_K, 8e-3}};
   for (const auto& c : cases)
-    for (int64_t M : {1, 3, 40})  // 40 rows take oneDNN's brgemm for BF16
+    // 40 rows take oneDNN's brgemm for BF16; 7 and 40 the quantized batch panels on AVX2 (4-row
+    // steps, then a 3-row remainder for 7).
+    for (int64_t M : {1, 3, 7, 40})
       check(c.type, c.rel, 512, 300, M, 11 + static_cast<uint32_t>(M));
 }
 

@@ -454,7 +454,9 @@ int64_t ulp_distance(float a, float b) {
 // sum tree) are the same operations in the same order, so there is no tolerance. Shapes cover
 // llama.cpp's batch paths: M = 1 (vec_dot / repack gemv), M = 3 (tinyBLAS 3-row tiles / gemv
 // only), M = 4 (gemm), M = 7 (gemm + 3 gemv rows), M = 200 (gemm with 16-row and 4-row groups);
-// N = 40 and 72 leave partial 16-column groups; K = 96 has an odd block count.
+// N = 40 and 72 leave partial 16-column groups; K = 96 has an odd block count. On AVX2, M >= 4
+// runs our eight-row panels (Q8_0 N = 13 ends in a partial one; Q4_0 N = 36 / 13 are not
+// repacked by llama.cpp and keep tinyBLAS's lanes).
 BOOST_AUTO_TEST_CASE(llama_order_is_bit_identical_to_llama_cpp) {
   struct Case {
     DType t;
@@ -462,8 +464,9 @@ BOOST_AUTO_TEST_CASE(llama_order_is_bit_identical_to_llama_cpp) {
     bool repacked;  // how llama.cpp stores it: Q4_0 with N % 8 == 0 is repacked
   };
   const Case cases[] = {{DType::Q8_0, 64, false}, {DType::Q8_0, 40, false},
-                        {DType::Q4_0, 64, true},  {DType::Q4_0, 72, true},
-                        {DType::Q4_0, 36, false}, {DType::Q4_0, 13, false}};
+                        {DType::Q8_0, 13, false}, {DType::Q4_0, 64, true},
+                        {DType::Q4_0, 72, true},  {DType::Q4_0, 36, false},
+                        {DType::Q4_0, 13, false}};
   for (const auto& c : cases) {
     for (int64_t K : {256, 512, 96}) {
       const auto W = make_weights(c.t, c.N, K, static_cast<uint32_t>(c.N * 7 + K));
@@ -488,6 +491,66 @@ BOOST_AUTO_TEST_CASE(llama_order_is_bit_identical_to_llama_cpp) {
       }
     }
   }
+}
+
+namespace {
+
+// One float chain per output over exact int32 block dots, acc = fma(dot_b, d_w*d_x, acc) block
+// after block, in scalar code: the order of llama.cpp's repacked Q4_0 kernels.
+std::vector<float> chain_order_ref(const std::vector<uint8_t>& W, int64_t N, int64_t K,
+                                   const std::vector<float>& x, int64_t M) {
+  const int64_t nb = K / 32;
+  const size_t rb = dtype_row_bytes(DType::Q4_0, K);
+  std::vector<uint8_t> act(static_cast<size_t>(nb) * kQ8_0BlockBytes);
+  std::vector<float> y(static_cast<size_t>(M * N));
+  auto half = [](const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16_to_f32(h);
+  };
+  for (int64_t m = 0; m < M; ++m) {
+    quantize_activations_q8_0(x.data() + m * K, act.data(), K);
+    for (int64_t n = 0; n < N; ++n) {
+      float acc = 0.f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = W.data() + n * rb + b * 18;
+        const uint8_t* ab = act.data() + b * kQ8_0BlockBytes;
+        int32_t dot = 0;
+        for (int j = 0; j < 32; ++j) {
+          const int32_t w = j < 16 ? (wb[2 + j] & 15) - 8 : (wb[2 + j - 16] >> 4) - 8;
+          dot += w * static_cast<int8_t>(ab[2 + j]);
+        }
+        acc = std::fma(static_cast<float>(dot), half(wb) * half(ab), acc);
+      }
+      y[m * N + n] = acc;
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
+// Q4_0 in llama.cpp's repacked order against a scalar model of that order, bit for bit, at the
+// shapes of the AVX2 panel: M = 4..7 cover its 4-row steps and 1-3-row remainders, K = 3840 the
+// 12B's hidden size, N = 8 a single panel. (The ggml comparison above covers the same path at
+// other shapes; Q8_0's panel sums in tinyBLAS's order and is checked there.)
+BOOST_AUTO_TEST_CASE(q4_0_chain_order_is_exact) {
+  for (int64_t N : {8, 64})
+    for (int64_t K : {96, 512, 3840})
+      for (int64_t M : {4, 5, 6, 7, 33}) {
+        BOOST_TEST_CONTEXT("N=" << N << " K=" << K << " M=" << M) {
+          const auto W = make_weights(DType::Q4_0, N, K, static_cast<uint32_t>(N * 5 + K));
+          auto x = gaussian(static_cast<size_t>(M * K), static_cast<uint32_t>(M * 17 + K));
+          for (int64_t i = 0; i < 32; ++i) x[i] = 0.f;           // a block with d = 0
+          for (int64_t i = 0; i < M * K; i += 41) x[i] *= 30.f;  // outliers
+          const auto ref = chain_order_ref(W, N, K, x, M);
+          std::vector<float> y(static_cast<size_t>(M * N), -777.f);
+          quant_matmul_llama_order(DType::Q4_0, W.data(), N, K, x.data(), M, K, y.data(), N);
+          int64_t mismatches = 0;
+          for (size_t i = 0; i < y.size(); ++i) mismatches += std::memcmp(&y[i], &ref[i], 4) != 0;
+          BOOST_CHECK_MESSAGE(mismatches == 0, mismatches << " of " << y.size() << " differ");
+        }
+      }
 }
 
 // Row strides and the other weight types (which fall through to quant_matmul).
@@ -546,6 +609,31 @@ BOOST_AUTO_TEST_CASE(llama_order_speed) {
                          << " " << N << "x" << K << " M=" << M << ": quant_matmul " << t_plain * 1e3
                          << " ms, llama order " << t_llama * 1e3 << " ms");
     }
+  }
+}
+
+// BF16 decode (M = 1) at the 12B's hidden size over 8192 rows (63 MB, past the caches): reports
+// the streaming rate next to a plain read of the same bytes (informational) and spot-checks rows
+// against the reference. Bound: K / 8 = 480 fma steps per lane plus the 3-level horizontal sum,
+// each rounding <= 2^-24 of a partial sum of |w x|: 488 * 6e-8 < 3e-5 of sum|w x|.
+BOOST_AUTO_TEST_CASE(decode_bandwidth_bf16) {
+  const int64_t N = 8192, K = 3840;
+  const auto W = make_weights(DType::BF16, N, K, 8);
+  const auto x = gaussian(static_cast<size_t>(K), 9);
+  std::vector<float> y(N);
+  const double t_read = best_of(5, [&] { read_all(W); });
+  const double t_mm =
+      best_of(5, [&] { quant_matmul(DType::BF16, W.data(), N, K, x.data(), 1, K, y.data(), N); });
+  const double gb = static_cast<double>(W.size()) / 1e9;
+  BOOST_TEST_MESSAGE("BF16 " << N << "x" << K << " M=1: " << gb / t_mm << " GB/s, plain read "
+                             << gb / t_read << " GB/s");
+  const size_t rb = dtype_row_bytes(DType::BF16, K);
+  std::vector<float> w(K);
+  for (int64_t n : {int64_t{0}, int64_t{3}, int64_t{4097}, N - 1}) {
+    float r;
+    quant_matmul_ref(DType::BF16, W.data() + n * rb, 1, K, x.data(), 1, K, &r, 1);
+    dequantize_row(DType::BF16, W.data() + n * rb, w.data(), K);
+    BOOST_CHECK_SMALL(static_cast<double>(y[n] - r), 3e-5 * abs_dot(w.data(), x.data(), K));
   }
 }
 

@@ -42,25 +42,36 @@ struct ActQ8_0Buffers {
 ActQ8_0Buffers quantize_acts_q8_0(const float* x, int64_t M, int64_t ldx, int64_t K) {
   ActQ8_0Buffers out;
   out.kpad = round_up(K, 2 * kQK8_0);
-  const int64_t kpad = out.kpad;
-  const size_t per_row = static_cast<size_t>(kpad + kpad + kpad / 8);
+  const int64_t kpad = out.kpad, nbpad = kpad / kQK8_0;
+  // qs, nsum4 (kpad / 4 int32), d and nsum32 (one float and one int32 per block).
+  const size_t per_row = static_cast<size_t>(kpad + kpad + 8 * nbpad);
   auto& buf = scratch(per_row * static_cast<size_t>(M) + 64);
   uint8_t* base = buf.data();
+  out.rows.resize(static_cast<size_t>(M));
+  ActQ8_0* rows = out.rows.data();
+  // Rows are independent; a 512-token prefill quantizes ~8 M activations per product.
+#pragma omp parallel for schedule(static) if (M * K >= (int64_t{1} << 16))
   for (int64_t m = 0; m < M; ++m) {
     uint8_t* row = base + per_row * m;
     auto* qs = reinterpret_cast<int8_t*>(row);
     auto* nsum4 = reinterpret_cast<int32_t*>(row + kpad);
     auto* d = reinterpret_cast<float*>(row + 2 * kpad);
+    auto* nsum32 = reinterpret_cast<int32_t*>(row + 2 * kpad + 4 * nbpad);
     const float* xm = x + m * ldx;
     for (int64_t b = 0; b < K / kQK8_0; ++b)
       d[b] = fp16_to_f32(quantize_block_q8_0(xm + b * kQK8_0, qs + b * kQK8_0));
-    for (int64_t b = K / kQK8_0; b < kpad / kQK8_0; ++b) {
+    for (int64_t b = K / kQK8_0; b < nbpad; ++b) {
       d[b] = 0.f;
       std::memset(qs + b * kQK8_0, 0, kQK8_0);
     }
     for (int64_t i = 0; i < kpad / 4; ++i)
       nsum4[i] = -(qs[4 * i] + qs[4 * i + 1] + qs[4 * i + 2] + qs[4 * i + 3]);
-    out.rows.push_back({qs, nsum4, d});
+    for (int64_t b = 0; b < nbpad; ++b) {
+      int32_t s = 0;
+      for (int i = 0; i < 8; ++i) s += nsum4[8 * b + i];
+      nsum32[b] = s;
+    }
+    rows[m] = {qs, nsum4, d, nsum32};
   }
   return out;
 }
@@ -189,6 +200,64 @@ void run_lane8(const void* W, int64_t N, int64_t K, const float* x, int64_t M, i
             });
 }
 
+#if !RAWFLOW_AVX512
+// Scratch for one panel of eight unpacked weight rows, one per OpenMP thread.
+uint8_t* panel_scratch(size_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < bytes) buf.resize(bytes);
+  return buf.data();
+}
+
+// AVX2 batches of Q8_0 and Q4_0 in llama.cpp's orders (tile_panel8_q8_0 / tile_panel8_q4_0): each
+// thread unpacks eight weight rows at a time into its panel (rows past N repeat row N-1, computed
+// but not stored) and runs every activation row against it (Q4_0 four at a time).
+template <bool kIsQ8>
+void run_panel8(const void* W, int64_t N, int64_t K, const float* x, int64_t M, int64_t ldx,
+                float* y, int64_t ldy) {
+  const auto acts = quantize_acts_q8_0(x, M, ldx, K);
+  const int64_t nb = K / kQK8_0;
+  const size_t row_bytes = dtype_row_bytes(kIsQ8 ? DType::Q8_0 : DType::Q4_0, K);
+  const auto* wbase = static_cast<const uint8_t*>(W);
+  const int64_t ngroups = (N + kPanelRows - 1) / kPanelRows;
+  const size_t panel_bytes =
+      static_cast<size_t>(nb) * (kPanelBlockBytes<kIsQ8> + 8 * sizeof(float));
+#pragma omp parallel
+  {
+    uint8_t* qs = panel_scratch(panel_bytes);
+    auto* d = reinterpret_cast<float*>(qs + nb * kPanelBlockBytes<kIsQ8>);
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < ngroups; ++g) {
+      const int64_t n0 = g * kPanelRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - n0));
+      const uint8_t* rows[kPanelRows];
+      for (int r = 0; r < kPanelRows; ++r) rows[r] = wbase + (n0 + std::min(r, nr - 1)) * row_bytes;
+      pack_panel8<kIsQ8>(rows, nb, qs, d);
+      for (int64_t m0 = 0; m0 < M;) {
+        const ActQ8_0* a = acts.rows.data() + m0;
+        alignas(32) float o[4][kPanelRows];
+        const int mr = kIsQ8 ? 1 : static_cast<int>(std::min<int64_t>(4, M - m0));
+        if constexpr (kIsQ8)
+          tile_panel8_q8_0(qs, d, nb, *a, o[0]);
+        else if (mr == 4)
+          tile_panel8_q4_0<4>(qs, d, nb, a, o);
+        else if (mr == 3)
+          tile_panel8_q4_0<3>(qs, d, nb, a, o);
+        else if (mr == 2)
+          tile_panel8_q4_0<2>(qs, d, nb, a, o);
+        else
+          tile_panel8_q4_0<1>(qs, d, nb, a, o);
+        for (int m = 0; m < mr; ++m)
+          for (int r = 0; r < nr; ++r) y[(m0 + m) * ldy + n0 + r] = o[m][r];
+        m0 += mr;
+      }
+    }
+  }
+}
+
+// Below this many activation rows, unpacking a panel costs more than it saves.
+constexpr int64_t kPanelMinRows = 4;
+#endif
+
 // Q4_0 in the repacked order: 16-row weight tiles (rows past N repeat row N-1, computed but not
 // stored), activation rows 4, 2 or 1 at a time.
 void run_chain_q4_0(const void* W, int64_t N, int64_t K, const float* x, int64_t M, int64_t ldx,
@@ -209,18 +278,6 @@ void run_chain_q4_0(const void* W, int64_t N, int64_t K, const float* x, int64_t
     for (int64_t m0 = 0; m0 < M;) {
       const ActQ8_0* a = acts.rows.data() + m0;
       const int mr = M - m0 >= 4 ? 4 : M - m0 >= 2 ? 2 : 1;
-#if !RAWFLOW_AVX512
-      if (mr == 4) {  // batches: the same chains, eight weight rows in the lanes
-        for (int r0 = 0; r0 < nr; r0 += 8) {
-          alignas(32) float o[4][8];
-          tile_chain_q4_0_rows8x4(rows + r0, nb, a, o);
-          for (int r = 0; r < 8 && r0 + r < nr; ++r)
-            for (int m = 0; m < 4; ++m) y[(m0 + m) * ldy + n0 + r0 + r] = o[m][r];
-        }
-        m0 += 4;
-        continue;
-      }
-#endif
       const int rows_per_call = kChainOutputs / mr;
       for (int r0 = 0; r0 < nr; r0 += rows_per_call) {
         if (mr == 4)
@@ -325,10 +382,16 @@ void quant_matmul_llama_order(DType wtype, const void* W, int64_t N, int64_t K, 
   if (N == 0 || M == 0) return;
   switch (wtype) {
     case DType::Q8_0:
+#if !RAWFLOW_AVX512
+      if (M >= kPanelMinRows) return run_panel8<true>(W, N, K, x, M, ldx, y, ldy);
+#endif
       return run_lane8<true>(W, N, K, x, M, ldx, y, ldy);
     case DType::Q4_0:
       // llama.cpp repacks Q4_0 weights to q4_0x8 only when the row count allows it
       // (ggml_repack_get_optimal_repack_type: ne[1] % 8 == 0 on AVX2 CPUs).
+#if !RAWFLOW_AVX512
+      if (N % 8 == 0 && M >= kPanelMinRows) return run_panel8<false>(W, N, K, x, M, ldx, y, ldy);
+#endif
       if (N % 8 == 0) return run_chain_q4_0(W, N, K, x, M, ldx, y, ldy);
       return run_lane8<false>(W, N, K, x, M, ldx, y, ldy);
     default:

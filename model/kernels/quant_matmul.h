@@ -16,15 +16,18 @@ void quant_matmul(DType wtype, const void* W, int64_t N, int64_t K, const float*
                   int64_t ldx, float* y, int64_t ldy);
 
 // Same product, summed in the order llama.cpp's CPU backend uses for this weight type and batch
-// size (tinyBLAS for Q8_0, the 8x8 repacked kernels for Q4_0, vec_dot for the rest), so that the
-// results are bit-identical to ggml's for Q8_0 and Q4_0 (checked in tests/test_quant_matmul.cpp):
+// size (tinyBLAS for Q8_0 and BF16, the 8x8 repacked kernels for Q4_0, vec_dot for the rest), so
+// that the results are bit-identical to ggml's for Q8_0 and Q4_0 (checked in
+// tests/test_quant_matmul.cpp):
 // - Q8_0 (any M), and Q4_0 with N % 8 != 0 (llama.cpp does not repack those): per output, 8 float
 //   lanes each accumulating fma(d_w*d_x, sum of 4 int8 products, lane) block after block, then
 //   ggml's hsum_float_8 ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). tinyBLAS_Q0_AVX (M >= 2) and
 //   ggml_vec_dot_q8_0_q8_0 / q4_0_q8_0 (M = 1) share this order.
 // - Q4_0 with N % 8 == 0 (repacked to q4_0x8 at load, ggml_gemm/gemv_q4_0_8x8_q8_0): per output a
 //   single float chain acc = fma(block's int32 dot, d_w*d_x, acc) over the blocks.
-// Other types fall through to quant_matmul. Same threading and argument rules as quant_matmul.
+// On AVX2, batches of 4 rows or more of both run on a panel of eight unpacked weight rows in the
+// same orders. Other types fall through to quant_matmul. Same threading and argument rules as
+// quant_matmul.
 void quant_matmul_llama_order(DType wtype, const void* W, int64_t N, int64_t K, const float* x,
                               int64_t M, int64_t ldx, float* y, int64_t ldy);
 

@@ -164,41 +164,136 @@ void tile_chain_q4_0(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act,
   _mm256_storeu_ps(out, acc);
 }
 
-// Eight weight rows x four activation rows of Q4_0 in the same order as tile_chain_q4_0 (one
-// float chain per output, block after block, so bit-identical to it), laid out for batches: the
-// eight rows sit in the lanes of one accumulator per activation row, so the block scales apply as
-// one vector and each unpacked weight block serves four activation rows.
-inline void tile_chain_q4_0_rows8x4(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act,
-                                    float (*out)[8]) {
-  constexpr size_t kBlockBytes = 18;
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[4];
-  for (auto& a : acc) a = _mm256_setzero_ps();
+// --- batches of Q4_0 / Q8_0: eight weight rows in the lanes of a panel -------------------------
+
+// Bytes of one block of eight rows in a panel: chunk c (elements 4c..4c+3 of the block) of row r
+// at c * 32 + r * 4, so one 32-byte load gives the same four elements of all eight rows. Q8_0
+// panels hold |w| in the next 256 bytes, which the products need as well.
+constexpr int64_t kPanelRows = 8;
+template <bool kIsQ8>
+constexpr int64_t kPanelBlockBytes = kPanelRows* kQK8_0*(kIsQ8 ? 2 : 1);
+
+// Transposes eight rows of eight dwords (v[r] = row r) into v[c] = dword c of every row.
+inline void transpose8_epi32(__m256i* v) {
+  const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+  const __m256i t4 = _mm256_unpacklo_epi32(v[4], v[5]), t5 = _mm256_unpackhi_epi32(v[4], v[5]);
+  const __m256i t6 = _mm256_unpacklo_epi32(v[6], v[7]), t7 = _mm256_unpackhi_epi32(v[6], v[7]);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+  const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+  const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+  v[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+  v[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+  v[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+  v[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+  v[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+  v[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+  v[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+  v[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+// Unpacks eight weight rows of nb blocks into a panel: levels (Q4_0: unsigned nibbles 0..15;
+// Q8_0: signed as stored) in the chunk-interleaved layout above, and the block scales as floats,
+// eight per block. Done once per eight rows of a batch and reused by every activation row, so the
+// weights stay in the file's layout (no repacked copy is kept) at a cost amortised over the batch.
+template <bool kIsQ8>
+void pack_panel8(const uint8_t* const* rows, int64_t nb, uint8_t* qs, float* d) {
+  constexpr size_t kBlockBytes = kIsQ8 ? 34 : 18;
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i w[8];
-    alignas(16) uint16_t hw[8];
-    for (int r = 0; r < 8; ++r) {
-      w[r] = load_block_levels<false>(rows[r], b);
-      hw[r] = block_scale_bits(rows[r], b, kBlockBytes);
+    __m256i v[kPanelRows];
+    alignas(16) uint16_t h[kPanelRows];
+    for (int r = 0; r < kPanelRows; ++r) {
+      v[r] = load_block_levels<kIsQ8>(rows[r], b);
+      h[r] = block_scale_bits(rows[r], b, kBlockBytes);
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(hw)));
-    for (int m = 0; m < 4; ++m) {
-      const __m256i a =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[m].qs + kQK8_0 * b));
-      __m256i v[8];
-      for (int r = 0; r < 8; ++r) v[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(w[r], a), ones);
-      // The level offset 8 of every row: 8 x the block's nsum4 total (= -8 x its activation sum).
-      const __m256i n4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[m].nsum4 + 8 * b));
-      __m128i s = _mm_add_epi32(_mm256_castsi256_si128(n4), _mm256_extracti128_si256(n4, 1));
-      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-      const __m256i bias = _mm256_slli_epi32(_mm256_broadcastd_epi32(s), 3);
-      const __m256i isum = _mm256_add_epi32(hsum8_epi32(v), bias);
-      const __m256 ds = _mm256_mul_ps(dw, _mm256_set1_ps(act[m].d[b]));
-      acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), ds, acc[m]);
+    transpose8_epi32(v);
+    uint8_t* blk = qs + b * kPanelBlockBytes<kIsQ8>;
+    for (int c = 0; c < kPanelRows; ++c) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(blk + 32 * c), v[c]);
+      if constexpr (kIsQ8)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(blk + 256 + 32 * c),
+                            _mm256_sign_epi8(v[c], v[c]));
+    }
+    _mm256_storeu_ps(d + 8 * b,
+                     _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h))));
+  }
+}
+
+// An empty asm that takes v in a register: the compiler cannot reassociate a chain of integer
+// adds across it. Left alone, GCC turns the per-chunk sums of tile_panel8_q4_0 into a tree whose
+// leaves (every product of a block) are all live at once and spill to the stack.
+inline void keep_in_order(__m256i& v) { asm("" : "+x"(v)); }
+
+// Eight panel rows x MR activation rows of Q4_0: per output the exact int32 dot of each block, then
+// one float chain acc = fma(dot, d_w*d_x, acc) block after block — the order of ggml's repacked
+// q4_0_8x8 gemm, so the results are bit-identical to llama.cpp's (and to tile_chain_q4_0).
+// maddubs of the unsigned levels with the int8 activations gives int16 pair sums (|.| <= 2*15*127),
+// and the eight chunks of a block add up in int16 (|.| <= 30480) before one widening madd; the
+// level offset 8 is removed through the block's activation sum.
+template <int MR>
+void tile_panel8_q4_0(const uint8_t* qs, const float* d, int64_t nb, const ActQ8_0* act,
+                      float (*out)[kPanelRows]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int8_t* aq[MR];
+  for (int m = 0; m < MR; ++m) aq[m] = act[m].qs;
+  __m256 acc[MR];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = qs + b * kPanelBlockBytes<false>;
+    const __m256 dw = _mm256_loadu_ps(d + 8 * b);
+    // Activation rows outermost, for the same reason as keep_in_order: each row's products are
+    // summed as they come, and the weights are reloaded from L1.
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      __m256i p16 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 * c));
+        int32_t a4;
+        std::memcpy(&a4, aq[m] + kQK8_0 * b + 4 * c, 4);
+        p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(w, _mm256_set1_epi32(a4)));
+        keep_in_order(p16);
+      }
+      const __m256i bias = _mm256_slli_epi32(_mm256_set1_epi32(act[m].nsum32[b]), 3);
+      const __m256i isum = _mm256_add_epi32(_mm256_madd_epi16(p16, ones), bias);
+      acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                               _mm256_mul_ps(dw, _mm256_broadcast_ss(act[m].d + b)), acc[m]);
     }
   }
-  for (int m = 0; m < 4; ++m) _mm256_storeu_ps(out[m], acc[m]);
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) _mm256_storeu_ps(out[m], acc[m]);
+}
+
+// Eight panel rows x one activation row of Q8_0 in tinyBLAS's order (tile_lane8's): lane c of
+// tinyBLAS's accumulator sums the products of elements 4c..4c+3 of every block, which is chunk c of
+// the panel, so eight accumulators, one per chunk with the eight rows in their lanes, hold exactly
+// tinyBLAS's lanes; ggml's hsum_float_8 tree then runs across the accumulators, row by row.
+// Bit-identical to tile_lane8 and to llama.cpp; products as in dot4 (|w| times a with w's sign).
+inline void tile_panel8_q8_0(const uint8_t* qs, const float* d, int64_t nb, const ActQ8_0& act,
+                             float* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[8];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = qs + b * kPanelBlockBytes<true>;
+    const __m256 ds = _mm256_mul_ps(_mm256_loadu_ps(d + 8 * b), _mm256_broadcast_ss(act.d + b));
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 * c));
+      const __m256i w_abs =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 256 + 32 * c));
+      int32_t a4;
+      std::memcpy(&a4, act.qs + kQK8_0 * b + 4 * c, 4);
+      const __m256i p = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(_mm256_set1_epi32(a4), w));
+      acc[c] = _mm256_fmadd_ps(ds, _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), acc[c]);
+    }
+  }
+  const __m256 s =
+      _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
+                    _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+  _mm256_storeu_ps(out, s);
 }
 
 // One super-block of a K-quant weight row unpacked to 256 unsigned levels (8 vectors of 32, in
@@ -331,27 +426,27 @@ void tile_k_quant(const uint8_t* const* rows, int64_t nsb, const ActQ8_K* act, f
     for (int m = 0; m < MR; ++m) out[r][m] = hsum_float_8(acc[r][m]);
 }
 
-// Eight weights at k (fewer at the row's end: the rest read as 0) as floats.
+// Eight weights at k as floats (bf16 widened exactly by a shift).
 template <DType WT>
-inline __m256 load_weights8(const uint8_t* row, int64_t k, int64_t K) {
-  const int64_t n = std::min<int64_t>(8, K - k);
+inline __m256 load_weights8(const uint8_t* row, int64_t k) {
   if constexpr (WT == DType::F32) {
-    if (n == 8) return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), idx);
-    return _mm256_maskload_ps(reinterpret_cast<const float*>(row) + k, mask);
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
   } else {
-    __m128i h;
-    if (n == 8) {
-      h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
-    } else {
-      alignas(16) uint16_t tmp[8] = {};
-      std::memcpy(tmp, row + 2 * k, static_cast<size_t>(n) * 2);
-      h = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
-    }
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
     if constexpr (WT == DType::F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   }
+}
+
+// The last n < 8 weights of a row from k (the rest read as 0). Kept out of the main loop: its
+// partial copy made the compiler spill the accumulators of the whole tile to the stack, which
+// held the BF16 decode to ~9 GB/s.
+template <DType WT>
+inline __m256 load_weights_tail(const uint8_t* row, int64_t k, int64_t n) {
+  constexpr int64_t kElem = WT == DType::F32 ? 4 : 2;
+  alignas(32) uint8_t tmp[32] = {};
+  std::memcpy(tmp, row + kElem * k, static_cast<size_t>(n * kElem));
+  return load_weights8<WT>(tmp, 0);
 }
 
 // NR weight rows x MR activation rows of F32, F16 or BF16 weights in tinyBLAS's order on AVX2
@@ -362,16 +457,28 @@ void tile_plain(const uint8_t* const* rows, int64_t K, const ActPlain* act, floa
   __m256 acc[kNR][MR];
   for (auto& a : acc)
     for (auto& v : a) v = _mm256_setzero_ps();
+  const float* xs[MR];
+  for (int m = 0; m < MR; ++m) xs[m] = static_cast<const float*>(act[m].x);
   // As in tile_k_quant: the next tile's rows, in address order, kNR × 8 elements per step.
   constexpr int64_t kElem = WT == DType::F32 ? 4 : 2;
+  constexpr int64_t kStepBytes = kNR * 8 * kElem;
   const char* next = reinterpret_cast<const char*>(rows[kNR - 1] + K * kElem);
-  for (int64_t k = 0; k < K; k += 8) {
-    for (int64_t o = k * kNR * kElem; o < (k + 8) * kNR * kElem; o += 64)
-      _mm_prefetch(next + o, _MM_HINT_T0);
+  const int64_t kfull = K & ~int64_t{7};
+  for (int64_t k = 0; k < kfull; k += 8) {
+    for (int64_t o = 0; o < kStepBytes; o += 64)
+      _mm_prefetch(next + k * kNR * kElem + o, _MM_HINT_T0);
     __m256 w[kNR];
-    for (int r = 0; r < kNR; ++r) w[r] = load_weights8<WT>(rows[r], k, K);
+    for (int r = 0; r < kNR; ++r) w[r] = load_weights8<WT>(rows[r], k);
     for (int m = 0; m < MR; ++m) {
-      const __m256 xv = _mm256_loadu_ps(static_cast<const float*>(act[m].x) + k);
+      const __m256 xv = _mm256_loadu_ps(xs[m] + k);
+      for (int r = 0; r < kNR; ++r) acc[r][m] = _mm256_fmadd_ps(w[r], xv, acc[r][m]);
+    }
+  }
+  if (kfull < K) {
+    __m256 w[kNR];
+    for (int r = 0; r < kNR; ++r) w[r] = load_weights_tail<WT>(rows[r], kfull, K - kfull);
+    for (int m = 0; m < MR; ++m) {
+      const __m256 xv = _mm256_loadu_ps(xs[m] + kfull);
       for (int r = 0; r < kNR; ++r) acc[r][m] = _mm256_fmadd_ps(w[r], xv, acc[r][m]);
     }
   }

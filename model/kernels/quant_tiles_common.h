@@ -16,12 +16,14 @@ constexpr int64_t kQK_K = 256;
 
 // Kernel-side layout of one quantized activation row: qs contiguous so a 64-byte load covers a
 // pair of blocks; nsum4[i] = -(sum of qs[4i..4i+3]) so the weights' level offset (8 for Q4_0,
-// 128 for Q8_0 made unsigned) is folded into the int32 accumulator's start value; d as float.
+// 128 for Q8_0 made unsigned) is folded into the int32 accumulator's start value; d as float;
+// nsum32 the same per block.
 // Padded with zero blocks to an even block count.
 struct ActQ8_0 {
   const int8_t* qs;
   const int32_t* nsum4;
   const float* d;
+  const int32_t* nsum32;  // -(sum of the block's 32 qs), per block
 };
 
 // ggml's hsum_float_8 (arch/x86/quants.c; tinyBLAS's hsum(__m256) is the same tree).

@@ -243,21 +243,22 @@ std::string MetricsRegistry::render_prometheus() const {
   return out;
 }
 
+// A series' `stream` label; nullptr when it has none.
+const std::string* MetricsRegistry::stream_of(const Series& s) {
+  for (const auto& [name, value] : s.labels)
+    if (name == "stream") return &value;
+  return nullptr;
+}
+
 std::string MetricsRegistry::render_json(std::string_view stream) const {
   return render_json_if([stream](const Series& s) {
-    if (stream.empty()) return true;
-    for (const auto& [name, value] : s.labels)
-      if (name == "stream") return value == stream;
-    return false;
+    const std::string* of = stream_of(s);
+    return stream.empty() || (of && *of == stream);
   });
 }
 
 std::string MetricsRegistry::render_json_unstreamed() const {
-  return render_json_if([](const Series& s) {
-    for (const auto& label : s.labels)
-      if (label.first == "stream") return false;
-    return true;
-  });
+  return render_json_if([](const Series& s) { return stream_of(s) == nullptr; });
 }
 
 std::string MetricsRegistry::render_json_if(const std::function<bool(const Series&)>& take) const {

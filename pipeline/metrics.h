@@ -91,6 +91,7 @@ class MetricsRegistry {
 
  private:
   struct Series;
+  static const std::string* stream_of(const Series& s);
   std::string render_json_if(const std::function<bool(const Series&)>& take) const;
   struct Family;
   enum class Type { Counter, Gauge, Histogram };

@@ -227,13 +227,16 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
   const int64_t window = cfg_.sliding_window;
   const int64_t n_rep = H / KV;
   float* attn = grow(ws_->attn, R * qw);
+  // Heads sharing a KV head see the same keys: they go two at a time through the score and
+  // weighted-sum kernels, which then read each key and value row once for both (same bits).
+  const int hg = n_rep % 2 == 0 ? 2 : 1;
 #pragma omp parallel
   {
-    std::vector<float> scores, lanes(static_cast<size_t>(16 * D));
+    std::vector<float> scores[2], lanes(static_cast<size_t>(2 * 16 * D));
     std::vector<const float*> vrows;
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t r = 0; r < R; ++r) {
-      for (int64_t h = 0; h < H; ++h) {
+      for (int64_t h0 = 0; h0 < H; h0 += hg) {
         const int64_t c = chunk_of[r];
         const SequenceChunk& ch = chunks[c];
         const KvCache& cache = *ch.cache;
@@ -257,21 +260,29 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
         // sums then group the same terms and round the same way.
         const int64_t a0 = lo & ~int64_t{15};
         const int64_t a1 = (hi + 16) & ~int64_t{15};
-        const int64_t j = h / n_rep;
-        const float* q = Q + r * qw + h * D;
-        scores.assign(static_cast<size_t>(a1 - a0), -std::numeric_limits<float>::infinity());
+        const int64_t j = h0 / n_rep;
+        const float* q[2];
+        float* sc[2];
+        float* out[2];
+        for (int g = 0; g < hg; ++g) {
+          q[g] = Q + r * qw + (h0 + g) * D;
+          scores[g].assign(static_cast<size_t>(a1 - a0), -std::numeric_limits<float>::infinity());
+          sc[g] = scores[g].data();
+          out[g] = attn + r * qw + (h0 + g) * D;
+        }
         vrows.assign(static_cast<size_t>(a1 - a0), nullptr);
         for (int64_t kp = lo; kp <= hi; ++kp) {
           const bool fresh = kp >= first_new;
           const float* k =
               fresh ? K + (row0[c] + kp - first_new) * kw + j * D : cache.k(il, kp) + j * D;
-          scores[kp - a0] = vec::dot(q, k, D);
+          float s[2];
+          vec::dot_multi(q, hg, k, D, s);
+          for (int g = 0; g < hg; ++g) sc[g][kp - a0] = s[g];
           vrows[kp - a0] =
               fresh ? V + (row0[c] + kp - first_new) * kw + j * D : cache.v(il, kp) + j * D;
         }
-        vec::softmax(scores.data(), a1 - a0);
-        vec::weighted_sum_lanes(scores.data(), vrows.data(), a1 - a0, D, lanes.data(),
-                                attn + r * qw + h * D);
+        for (int g = 0; g < hg; ++g) vec::softmax(sc[g], a1 - a0);
+        vec::weighted_sum_lanes_multi(sc, hg, vrows.data(), a1 - a0, D, lanes.data(), out);
       }
     }
   }

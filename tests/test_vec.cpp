@@ -2,6 +2,7 @@
 #define BOOST_TEST_MODULE test_vec
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -83,4 +84,66 @@ BOOST_AUTO_TEST_CASE(softmax_sums_to_one_and_handles_masked) {
   for (int i = 0; i < 1024; ++i)
     BOOST_TEST(std::fabs(x[i] - std::exp(double(ref[i]) - mx) / sum) <= 1e-6);
   BOOST_TEST(x[5] == 0.f);
+}
+
+BOOST_AUTO_TEST_CASE(dot_multi_equals_dot_bit_for_bit) {
+  // Attention takes two heads at a time through dot_multi; their scores must be dot's bits, the
+  // order llama.cpp's are computed in.
+  for (int64_t n : kSizes) {
+    auto a0 = randv(n, 11), a1 = randv(n, 12), b = randv(n, 13);
+    const float* a[2] = {a0.data(), a1.data()};
+    for (int count : {1, 2}) {
+      float out[2] = {};
+      vec::dot_multi(a, count, b.data(), n, out);
+      for (int g = 0; g < count; ++g) BOOST_TEST(out[g] == vec::dot(a[g], b.data(), n));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(weighted_sum_lanes_against_plain_sum_and_multi_bit_for_bit) {
+  // Keys: a masked edge (no row, weight 0) as attention lays out its aligned 16-key groups,
+  // weights that are exactly 0 on a row (an underflowed exp), and counts that end mid-lane and
+  // mid-block. Dimensions cover the 8-wide chunks and the scalar tail.
+  for (int64_t n : {1, 7, 16, 33, 64, 65, 200, 1040})
+    for (int64_t dim : {8, 13, 256}) {
+      auto v = randv(static_cast<size_t>(n * dim), 21);
+      std::vector<const float*> rows(static_cast<size_t>(n));
+      std::vector<float> p[3];
+      for (int g = 0; g < 3; ++g) p[g] = randv(static_cast<size_t>(n), 30 + g);
+      for (int64_t k = 0; k < n; ++k) {
+        rows[k] = v.data() + k * dim;
+        for (auto& w : p) w[k] = std::fabs(w[k]);
+        if (k < 3 || k >= n - 2) {  // masked
+          rows[k] = nullptr;
+          for (auto& w : p) w[k] = 0.f;
+        } else if (k % 5 == 0) {
+          p[1][k] = 0.f;  // underflowed for one head only
+        }
+      }
+      std::vector<float> lanes(static_cast<size_t>(3 * 16 * dim));
+      std::vector<float> single[3], multi[3];
+      for (int g = 0; g < 3; ++g) {
+        single[g].resize(static_cast<size_t>(dim));
+        multi[g].resize(static_cast<size_t>(dim));
+        vec::weighted_sum_lanes(p[g].data(), rows.data(), n, dim, lanes.data(), single[g].data());
+        double worst = 0;
+        for (int64_t d = 0; d < dim; ++d) {
+          double ref = 0, mag = 0;
+          for (int64_t k = 0; k < n; ++k)
+            if (rows[k])
+              ref += double(p[g][k]) * rows[k][d], mag += std::fabs(p[g][k] * rows[k][d]);
+          worst = std::max(worst, std::fabs(single[g][d] - ref) / (mag + 1e-30));
+        }
+        // f32 sums of ≤ n/8 terms per lane, then 8 or 16 lanes: a few ε per level.
+        BOOST_TEST(worst <= 1e-5, "n=" << n << " dim=" << dim << " rel " << worst);
+      }
+      const float* pp[3] = {p[0].data(), p[1].data(), p[2].data()};
+      float* out[3] = {multi[0].data(), multi[1].data(), multi[2].data()};
+      for (int count : {1, 2, 3}) {
+        vec::weighted_sum_lanes_multi(pp, count, rows.data(), n, dim, lanes.data(), out);
+        for (int g = 0; g < count; ++g)
+          BOOST_TEST(std::memcmp(multi[g].data(), single[g].data(), dim * sizeof(float)) == 0,
+                     "n=" << n << " dim=" << dim << " count=" << count << " head " << g);
+      }
+    }
 }

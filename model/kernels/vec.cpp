@@ -12,22 +12,40 @@
 namespace rawflow::vec {
 
 #if RAWFLOW_AVX512
-float dot(const float* a, const float* b, int64_t n) {
-  // ggml_vec_dot_f32's order on AVX-512: four 16-lane accumulators over 64-element steps, a
-  // pairwise tree of the four, one horizontal sum, then the scalar tail. Same order, same bits:
-  // attention scores then match llama.cpp's exactly (see docs/model.md).
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                   _mm512_setzero_ps()};
-  const int64_t np = n & ~int64_t{63};
-  for (int64_t i = 0; i < np; i += 64)
-    for (int j = 0; j < 4; ++j)
-      acc[j] =
-          _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16 * j), _mm512_loadu_ps(b + i + 16 * j), acc[j]);
+namespace {
+// The end of ggml_vec_dot_f32 on AVX-512: a pairwise tree of the four accumulators, one
+// horizontal sum, then the scalar tail from np.
+inline float dot_finish(__m512 acc[4], const float* a, const float* b, int64_t np, int64_t n) {
   acc[0] = _mm512_add_ps(acc[0], acc[2]);
   acc[1] = _mm512_add_ps(acc[1], acc[3]);
   acc[0] = _mm512_add_ps(acc[0], acc[1]);
   float s = _mm512_reduce_add_ps(acc[0]);
   for (int64_t i = np; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+template <int G>
+void dot_rows(const float* const* a, const float* b, int64_t n, float* out) {
+  __m512 acc[G][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_ps();
+  const int64_t np = n & ~int64_t{63};
+  for (int64_t i = 0; i < np; i += 64)
+    for (int j = 0; j < 4; ++j) {
+      const __m512 bv = _mm512_loadu_ps(b + i + 16 * j);
+      for (int g = 0; g < G; ++g)
+        acc[g][j] = _mm512_fmadd_ps(_mm512_loadu_ps(a[g] + i + 16 * j), bv, acc[g][j]);
+    }
+  for (int g = 0; g < G; ++g) out[g] = dot_finish(acc[g], a[g], b, np, n);
+}
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) {
+  // ggml_vec_dot_f32's order on AVX-512: four 16-lane accumulators over 64-element steps, a
+  // pairwise tree of the four, one horizontal sum, then the scalar tail. Same order, same bits:
+  // attention scores then match llama.cpp's exactly (see docs/model.md).
+  float s;
+  dot_rows<1>(&a, b, n, &s);
   return s;
 }
 
@@ -56,16 +74,10 @@ double sum_squares(const float* x, int64_t n) {
   return s;
 }
 #else
-float dot(const float* a, const float* b, int64_t n) {
-  // ggml_vec_dot_f32's order on AVX2: four 8-lane accumulators over 32-element steps, a pairwise
-  // tree of the four, then GGML_F32x8_REDUCE's horizontal adds, then the scalar tail.
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  const int64_t np = n & ~int64_t{31};
-  for (int64_t i = 0; i < np; i += 32)
-    for (int j = 0; j < 4; ++j)
-      acc[j] =
-          _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * j), _mm256_loadu_ps(b + i + 8 * j), acc[j]);
+namespace {
+// The end of ggml_vec_dot_f32 on AVX2: a pairwise tree of the four accumulators,
+// GGML_F32x8_REDUCE's horizontal adds, then the scalar tail from np.
+inline float dot_finish(__m256 acc[4], const float* a, const float* b, int64_t np, int64_t n) {
   acc[0] = _mm256_add_ps(acc[0], acc[2]);
   acc[1] = _mm256_add_ps(acc[1], acc[3]);
   acc[0] = _mm256_add_ps(acc[0], acc[1]);
@@ -73,6 +85,30 @@ float dot(const float* a, const float* b, int64_t n) {
   const __m128 t1 = _mm_hadd_ps(t0, t0);
   float s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
   for (int64_t i = np; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+template <int G>
+void dot_rows(const float* const* a, const float* b, int64_t n, float* out) {
+  __m256 acc[G][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm256_setzero_ps();
+  const int64_t np = n & ~int64_t{31};
+  for (int64_t i = 0; i < np; i += 32)
+    for (int j = 0; j < 4; ++j) {
+      const __m256 bv = _mm256_loadu_ps(b + i + 8 * j);
+      for (int g = 0; g < G; ++g)
+        acc[g][j] = _mm256_fmadd_ps(_mm256_loadu_ps(a[g] + i + 8 * j), bv, acc[g][j]);
+    }
+  for (int g = 0; g < G; ++g) out[g] = dot_finish(acc[g], a[g], b, np, n);
+}
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) {
+  // ggml_vec_dot_f32's order on AVX2: four 8-lane accumulators over 32-element steps, a pairwise
+  // tree of the four, then GGML_F32x8_REDUCE's horizontal adds, then the scalar tail.
+  float s;
+  dot_rows<1>(&a, b, n, &s);
   return s;
 }
 
@@ -276,6 +312,99 @@ void weighted_sum_lanes(const float* p, const float* const* rows, int64_t n, int
     fma_row(p[k], rows[k], lanes + (k % kSimdFloats) * dim, dim);
   }
   for (int64_t d = 0; d < dim; ++d) out[d] = lanes_sum(lanes, dim, d);
+}
+
+void dot_multi(const float* const* a, int count, const float* b, int64_t n, float* out) {
+  if (count == 2)
+    dot_rows<2>(a, b, n, out);
+  else
+    for (int g = 0; g < count; ++g) dot_rows<1>(a + g, b, n, out + g);
+}
+
+namespace {
+
+// Keys per lane taken together by weighted_sum_lanes_multi: each lane accumulator is loaded and
+// stored once per kKeysPerLane keys instead of once per key.
+constexpr int kKeysPerLane = 4;
+
+// lanes[g][d] = fma(p[g][c], rows[c][d], lanes[g][d]) for c < C in order, every d < dim: the
+// C keys of one lane, their weights broadcast once, each row chunk loaded once for all G heads.
+template <int G, int C>
+void lane_keys(const float (*p)[kKeysPerLane], const float* const* rows, int64_t dim,
+               float* const* lanes) {
+  __m256 pv[G][C];
+  for (int g = 0; g < G; ++g)
+    for (int c = 0; c < C; ++c) pv[g][c] = _mm256_set1_ps(p[g][c]);
+  int64_t d = 0;
+  for (; d + 8 <= dim; d += 8) {
+    __m256 acc[G];
+    for (int g = 0; g < G; ++g) acc[g] = _mm256_loadu_ps(lanes[g] + d);
+    for (int c = 0; c < C; ++c) {
+      const __m256 v = _mm256_loadu_ps(rows[c] + d);
+      for (int g = 0; g < G; ++g) acc[g] = _mm256_fmadd_ps(pv[g][c], v, acc[g]);
+    }
+    for (int g = 0; g < G; ++g) _mm256_storeu_ps(lanes[g] + d, acc[g]);
+  }
+  for (; d < dim; ++d)
+    for (int g = 0; g < G; ++g)
+      for (int c = 0; c < C; ++c) lanes[g][d] = std::fma(p[g][c], rows[c][d], lanes[g][d]);
+}
+
+template <int G>
+void lanes_accumulate(const float* const* p, const float* const* rows, int64_t n, int64_t dim,
+                      float* lanes) {
+  constexpr int64_t kBlock = int64_t{kSimdFloats} * kKeysPerLane;
+  for (int64_t k0 = 0; k0 < n; k0 += kBlock)
+    for (int l = 0; l < kSimdFloats; ++l) {
+      // Lane l's keys in this block, in order, skipping masked ones (no row).
+      const float* vr[kKeysPerLane];
+      float pw[G][kKeysPerLane];
+      int c = 0;
+      for (int64_t k = k0 + l; k < std::min(n, k0 + kBlock); k += kSimdFloats) {
+        if (!rows[k]) continue;
+        vr[c] = rows[k];
+        for (int g = 0; g < G; ++g) pw[g][c] = p[g][k];
+        ++c;
+      }
+      float* acc[G];
+      for (int g = 0; g < G; ++g) acc[g] = lanes + (g * kSimdFloats + l) * dim;
+      switch (c) {
+        case 1:
+          lane_keys<G, 1>(pw, vr, dim, acc);
+          break;
+        case 2:
+          lane_keys<G, 2>(pw, vr, dim, acc);
+          break;
+        case 3:
+          lane_keys<G, 3>(pw, vr, dim, acc);
+          break;
+        case 4:
+          lane_keys<G, 4>(pw, vr, dim, acc);
+          break;
+        default:
+          break;
+      }
+    }
+}
+
+}  // namespace
+
+void weighted_sum_lanes_multi(const float* const* p, int count, const float* const* rows, int64_t n,
+                              int64_t dim, float* lanes, float* const* out) {
+  // A key with weight 0 and a row adds fma(0, v, acc) = acc exactly (acc is never -0: it starts
+  // at +0 and a sum rounding to zero is +0), so unlike weighted_sum_lanes only the rowless keys
+  // need skipping for the same bits.
+  std::fill(lanes, lanes + int64_t{count} * kSimdFloats * dim, 0.0f);
+  for (int g0 = 0; g0 < count; g0 += 2) {
+    float* lg = lanes + int64_t{g0} * kSimdFloats * dim;
+    if (count - g0 >= 2)
+      lanes_accumulate<2>(p + g0, rows, n, dim, lg);
+    else
+      lanes_accumulate<1>(p + g0, rows, n, dim, lg);
+  }
+  for (int g = 0; g < count; ++g)
+    for (int64_t d = 0; d < dim; ++d)
+      out[g][d] = lanes_sum(lanes + int64_t{g} * kSimdFloats * dim, dim, d);
 }
 
 void softmax(float* x, int64_t n) {

@@ -7,6 +7,9 @@
 namespace rawflow::vec {
 
 float dot(const float* a, const float* b, int64_t n);
+// out[g] = dot(a[g], b, n) for g < count, bit for bit; b is read once for every pair of rows
+// (attention heads that share a key).
+void dot_multi(const float* const* a, int count, const float* b, int64_t n, float* out);
 // y += a * x
 void axpy(float a, const float* x, float* y, int64_t n);
 // Sum of squares accumulated in double (llama.cpp accumulates norms in ggml_float = double).
@@ -23,5 +26,11 @@ void softmax(float* x, int64_t n);
 // lane k mod kSimdFloats over the keys, then a horizontal sum. `lanes` is scratch of 16·dim floats.
 void weighted_sum_lanes(const float* p, const float* const* rows, int64_t n, int64_t dim,
                         float* lanes, float* out);
+// weighted_sum_lanes for `count` weight vectors p[g] over the same rows, bit for bit:
+// out[g][d] = Σ_k p[g][k]·rows[k][d]. Each row is read once for every pair of weight vectors,
+// and each lane accumulator once per four keys. rows[k] may be null only where every p[g][k] is
+// 0 (masked keys). `lanes` is scratch of count·16·dim floats.
+void weighted_sum_lanes_multi(const float* const* p, int count, const float* const* rows, int64_t n,
+                              int64_t dim, float* lanes, float* const* out);
 
 }  // namespace rawflow::vec

@@ -10,6 +10,7 @@
 
 #include "model/attention_mask.h"
 #include "model/error.h"
+#include "model/kernels/attention_rows.h"
 #include "model/kernels/vec.h"
 #include "model/quant.h"
 
@@ -227,21 +228,35 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
   const int64_t window = cfg_.sliding_window;
   const int64_t n_rep = H / KV;
   float* attn = grow(ws_->attn, R * qw);
-  // Heads sharing a KV head see the same keys: they go two at a time through the score and
-  // weighted-sum kernels, which then read each key and value row once for both (same bits).
+  // Heads sharing a KV head see the same keys, and neighbouring rows of a chunk nearly the same
+  // ones: blocks of rows and pairs of heads go through attend_block together, which reads each
+  // key and value once per block instead of once per row and head (same bits).
   const int hg = n_rep % 2 == 0 ? 2 : 1;
+  constexpr int64_t kRowBlock = 8;
+  std::vector<std::pair<int64_t, int64_t>> blocks;  // [first row, end row) within one chunk
+  for (size_t c = 0; c < chunks.size(); ++c)
+    for (int64_t r = row0[c]; r < row0[c + 1]; r += kRowBlock)
+      blocks.emplace_back(r, std::min(r + kRowBlock, row0[c + 1]));
+  const int64_t items = static_cast<int64_t>(blocks.size()) * (H / hg);
 #pragma omp parallel
   {
-    std::vector<float> scores[2], lanes(static_cast<size_t>(2 * 16 * D));
-    std::vector<const float*> vrows;
-#pragma omp for schedule(dynamic, 1) collapse(2)
-    for (int64_t r = 0; r < R; ++r) {
-      for (int64_t h0 = 0; h0 < H; h0 += hg) {
-        const int64_t c = chunk_of[r];
-        const SequenceChunk& ch = chunks[c];
-        const KvCache& cache = *ch.cache;
-        const int64_t p = pos[r];
-        const int64_t first_new = base[c];
+    AttentionScratch scratch;
+    std::vector<KeyRange> keys;
+    std::vector<const float*> q, krows, vrows;
+    std::vector<float*> outs;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < items; ++item) {
+      const auto [r0, r1] = blocks[static_cast<size_t>(item / (H / hg))];
+      const int64_t h0 = item % (H / hg) * hg;
+      const int64_t j = h0 / n_rep;
+      const int64_t c = chunk_of[r0];
+      const SequenceChunk& ch = chunks[c];
+      const KvCache& cache = *ch.cache;
+      const int64_t first_new = base[c];
+      keys.clear();
+      q.clear();
+      outs.clear();
+      for (int64_t r = r0; r < r1; ++r) {
         // Keys visible to this query (spec §2.8): causal, plus the window on sliding layers,
         // plus the rest of its own image block where bidirectional attention applies.
         int64_t block_end = -1;
@@ -253,37 +268,36 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
             ++e;
           block_end = base[c] + e;
         }
-        const KeyRange keys = visible_keys(p, sliding, window, block_end);
-        const int64_t lo = keys.lo, hi = keys.hi;
-        // Scores are laid out in 16-key groups aligned on absolute positions, masked keys at
-        // -inf, as llama.cpp's softmax and weighted sum see its cache (cell = position): the
-        // sums then group the same terms and round the same way.
-        const int64_t a0 = lo & ~int64_t{15};
-        const int64_t a1 = (hi + 16) & ~int64_t{15};
-        const int64_t j = h0 / n_rep;
-        const float* q[2];
-        float* sc[2];
-        float* out[2];
+        keys.push_back(visible_keys(pos[r], sliding, window, block_end));
         for (int g = 0; g < hg; ++g) {
-          q[g] = Q + r * qw + (h0 + g) * D;
-          scores[g].assign(static_cast<size_t>(a1 - a0), -std::numeric_limits<float>::infinity());
-          sc[g] = scores[g].data();
-          out[g] = attn + r * qw + (h0 + g) * D;
+          q.push_back(Q + r * qw + (h0 + g) * D);
+          outs.push_back(attn + r * qw + (h0 + g) * D);
         }
-        vrows.assign(static_cast<size_t>(a1 - a0), nullptr);
-        for (int64_t kp = lo; kp <= hi; ++kp) {
-          const bool fresh = kp >= first_new;
-          const float* k =
-              fresh ? K + (row0[c] + kp - first_new) * kw + j * D : cache.k(il, kp) + j * D;
-          float s[2];
-          vec::dot_multi(q, hg, k, D, s);
-          for (int g = 0; g < hg; ++g) sc[g][kp - a0] = s[g];
-          vrows[kp - a0] =
-              fresh ? V + (row0[c] + kp - first_new) * kw + j * D : cache.v(il, kp) + j * D;
-        }
-        for (int g = 0; g < hg; ++g) vec::softmax(sc[g], a1 - a0);
-        vec::weighted_sum_lanes_multi(sc, hg, vrows.data(), a1 - a0, D, lanes.data(), out);
       }
+      int64_t lo = keys[0].lo, hi = keys[0].hi;
+      for (const KeyRange& k : keys) lo = std::min(lo, k.lo), hi = std::max(hi, k.hi);
+      // The rows' key ranges overlap (consecutive positions), so [lo, hi] holds only visible
+      // keys; below lo a sliding ring may already hold other positions.
+      const int64_t key0 = lo & ~int64_t{15};
+      krows.assign(static_cast<size_t>(hi + 1 - key0), nullptr);
+      vrows.assign(static_cast<size_t>(hi + 1 - key0), nullptr);
+      for (int64_t kp = lo; kp <= hi; ++kp) {
+        const bool fresh = kp >= first_new;
+        const int64_t fr = row0[c] + kp - first_new;
+        krows[kp - key0] = fresh ? K + fr * kw + j * D : cache.k(il, kp) + j * D;
+        vrows[kp - key0] = fresh ? V + fr * kw + j * D : cache.v(il, kp) + j * D;
+      }
+      AttentionBlock b;
+      b.rows = r1 - r0;
+      b.heads = hg;
+      b.dim = D;
+      b.q = q.data();
+      b.out = outs.data();
+      b.keys = keys.data();
+      b.key0 = key0;
+      b.krows = krows.data();
+      b.vrows = vrows.data();
+      attend_block(b, scratch);
     }
   }
 

@@ -351,17 +351,17 @@ void lane_keys(const float (*p)[kKeysPerLane], const float* const* rows, int64_t
 }
 
 template <int G>
-void lanes_accumulate(const float* const* p, const float* const* rows, int64_t n, int64_t dim,
-                      float* lanes) {
+void lanes_accumulate(const float* const* p, const float* const* rows, int64_t k_begin,
+                      int64_t k_end, int64_t dim, float* lanes) {
   constexpr int64_t kBlock = int64_t{kSimdFloats} * kKeysPerLane;
-  for (int64_t k0 = 0; k0 < n; k0 += kBlock)
+  for (int64_t k0 = k_begin / kBlock * kBlock; k0 < k_end; k0 += kBlock)
     for (int l = 0; l < kSimdFloats; ++l) {
       // Lane l's keys in this block, in order, skipping masked ones (no row).
       const float* vr[kKeysPerLane];
       float pw[G][kKeysPerLane];
       int c = 0;
-      for (int64_t k = k0 + l; k < std::min(n, k0 + kBlock); k += kSimdFloats) {
-        if (!rows[k]) continue;
+      for (int64_t k = k0 + l; k < std::min(k_end, k0 + kBlock); k += kSimdFloats) {
+        if (k < k_begin || !rows[k]) continue;
         vr[c] = rows[k];
         for (int g = 0; g < G; ++g) pw[g][c] = p[g][k];
         ++c;
@@ -389,22 +389,31 @@ void lanes_accumulate(const float* const* p, const float* const* rows, int64_t n
 
 }  // namespace
 
-void weighted_sum_lanes_multi(const float* const* p, int count, const float* const* rows, int64_t n,
-                              int64_t dim, float* lanes, float* const* out) {
+void lanes_add(const float* const* p, int count, const float* const* rows, int64_t k_begin,
+               int64_t k_end, int64_t dim, float* lanes) {
   // A key with weight 0 and a row adds fma(0, v, acc) = acc exactly (acc is never -0: it starts
   // at +0 and a sum rounding to zero is +0), so unlike weighted_sum_lanes only the rowless keys
   // need skipping for the same bits.
-  std::fill(lanes, lanes + int64_t{count} * kSimdFloats * dim, 0.0f);
   for (int g0 = 0; g0 < count; g0 += 2) {
     float* lg = lanes + int64_t{g0} * kSimdFloats * dim;
     if (count - g0 >= 2)
-      lanes_accumulate<2>(p + g0, rows, n, dim, lg);
+      lanes_accumulate<2>(p + g0, rows, k_begin, k_end, dim, lg);
     else
-      lanes_accumulate<1>(p + g0, rows, n, dim, lg);
+      lanes_accumulate<1>(p + g0, rows, k_begin, k_end, dim, lg);
   }
+}
+
+void lanes_finish(const float* lanes, int count, int64_t dim, float* const* out) {
   for (int g = 0; g < count; ++g)
     for (int64_t d = 0; d < dim; ++d)
       out[g][d] = lanes_sum(lanes + int64_t{g} * kSimdFloats * dim, dim, d);
+}
+
+void weighted_sum_lanes_multi(const float* const* p, int count, const float* const* rows, int64_t n,
+                              int64_t dim, float* lanes, float* const* out) {
+  std::fill(lanes, lanes + int64_t{count} * kSimdFloats * dim, 0.0f);
+  lanes_add(p, count, rows, 0, n, dim, lanes);
+  lanes_finish(lanes, count, dim, out);
 }
 
 void softmax(float* x, int64_t n) {

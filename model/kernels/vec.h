@@ -32,5 +32,12 @@ void weighted_sum_lanes(const float* p, const float* const* rows, int64_t n, int
 // 0 (masked keys). `lanes` is scratch of count·16·dim floats.
 void weighted_sum_lanes_multi(const float* const* p, int count, const float* const* rows, int64_t n,
                               int64_t dim, float* lanes, float* const* out);
+// weighted_sum_lanes_multi in pieces, for callers that interleave several sums over one key range
+// (attention rows sharing cached values): lanes_add accumulates keys [k_begin, k_end) into
+// zeroed `lanes` (key k into lane k mod kSimdFloats; each lane must receive its keys in
+// increasing order over the calls), lanes_finish writes the sums.
+void lanes_add(const float* const* p, int count, const float* const* rows, int64_t k_begin,
+               int64_t k_end, int64_t dim, float* lanes);
+void lanes_finish(const float* lanes, int count, int64_t dim, float* const* out);
 
 }  // namespace rawflow::vec

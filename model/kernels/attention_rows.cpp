@@ -1,0 +1,71 @@
+#include "model/kernels/attention_rows.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "model/kernels/isa.h"
+#include "model/kernels/vec.h"
+
+namespace rawflow {
+
+namespace {
+
+// Keys per score tile: 32 rows of 256–512 floats (32–64 KB) stay in L2 while every query of the
+// block takes its dots against them.
+constexpr int64_t kKeyTile = 32;
+// Values per weighted-sum tile, likewise.
+constexpr int64_t kValueTile = 64;
+
+// A row's scores start at its first visible key rounded down to 16 and end at the group of 16
+// holding its last one: the layout llama.cpp's softmax and weighted sum see (cell = position).
+int64_t first_group(const KeyRange& k) { return k.lo & ~int64_t{15}; }
+int64_t end_group(const KeyRange& k) { return (k.hi + 16) & ~int64_t{15}; }
+
+}  // namespace
+
+void attend_block(const AttentionBlock& b, AttentionScratch& s) {
+  const int G = b.heads;
+  const int64_t n = b.rows, D = b.dim;
+  int64_t ulo = b.keys[0].lo, uhi = b.keys[0].hi;
+  for (int64_t i = 1; i < n; ++i) {
+    ulo = std::min(ulo, b.keys[i].lo);
+    uhi = std::max(uhi, b.keys[i].hi);
+  }
+
+  if (s.scores.size() < static_cast<size_t>(n * G)) s.scores.resize(static_cast<size_t>(n * G));
+  for (int64_t i = 0; i < n; ++i)
+    for (int g = 0; g < G; ++g)
+      s.scores[i * G + g].assign(static_cast<size_t>(end_group(b.keys[i]) - first_group(b.keys[i])),
+                                 -std::numeric_limits<float>::infinity());
+
+  float sv[2];
+  for (int64_t kt = ulo; kt <= uhi; kt += kKeyTile)
+    for (int64_t i = 0; i < n; ++i) {
+      const KeyRange& k = b.keys[i];
+      const int64_t a0 = first_group(k);
+      for (int64_t kp = std::max(kt, k.lo); kp <= std::min(kt + kKeyTile - 1, k.hi); ++kp) {
+        vec::dot_multi(b.q + i * G, G, b.krows[kp - b.key0], D, sv);
+        for (int g = 0; g < G; ++g) s.scores[i * G + g][kp - a0] = sv[g];
+      }
+    }
+  for (int64_t i = 0; i < n * G; ++i)
+    vec::softmax(s.scores[i].data(), static_cast<int64_t>(s.scores[i].size()));
+
+  const int64_t lanes_per_row = int64_t{G} * kSimdFloats * D;
+  s.lanes.assign(static_cast<size_t>(n * lanes_per_row), 0.0f);
+  for (int64_t vt = ulo; vt <= uhi; vt += kValueTile)
+    for (int64_t i = 0; i < n; ++i) {
+      const KeyRange& k = b.keys[i];
+      const int64_t a0 = first_group(k);
+      const int64_t from = std::max(vt, k.lo), to = std::min(vt + kValueTile, k.hi + 1);
+      if (from >= to) continue;
+      const float* p[2] = {s.scores[i * G].data(), G > 1 ? s.scores[i * G + 1].data() : nullptr};
+      // Indices relative to the row's first group, as weighted_sum_lanes numbers its keys.
+      vec::lanes_add(p, G, b.vrows + (a0 - b.key0), from - a0, to - a0, D,
+                     s.lanes.data() + i * lanes_per_row);
+    }
+  for (int64_t i = 0; i < n; ++i)
+    vec::lanes_finish(s.lanes.data() + i * lanes_per_row, G, D, b.out + i * G);
+}
+
+}  // namespace rawflow

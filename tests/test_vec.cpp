@@ -1,5 +1,6 @@
 // The decoder's small vector kernels against plain double-precision loops.
 #define BOOST_TEST_MODULE test_vec
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstring>
@@ -100,7 +101,7 @@ BOOST_AUTO_TEST_CASE(dot_multi_equals_dot_bit_for_bit) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(weighted_sum_lanes_against_plain_sum_and_multi_bit_for_bit) {
+BOOST_AUTO_TEST_CASE(weighted_sum_lanes_against_plain_sum_and_lanes_add_bit_for_bit) {
   // Keys: a masked edge (no row, weight 0) as attention lays out its aligned 16-key groups,
   // weights that are exactly 0 on a row (an underflowed exp), and counts that end mid-lane and
   // mid-block. Dimensions cover the 8-wide chunks and the scalar tail.
@@ -139,11 +140,18 @@ BOOST_AUTO_TEST_CASE(weighted_sum_lanes_against_plain_sum_and_multi_bit_for_bit)
       }
       const float* pp[3] = {p[0].data(), p[1].data(), p[2].data()};
       float* out[3] = {multi[0].data(), multi[1].data(), multi[2].data()};
-      for (int count : {1, 2, 3}) {
-        vec::weighted_sum_lanes_multi(pp, count, rows.data(), n, dim, lanes.data(), out);
-        for (int g = 0; g < count; ++g)
-          BOOST_TEST(std::memcmp(multi[g].data(), single[g].data(), dim * sizeof(float)) == 0,
-                     "n=" << n << " dim=" << dim << " count=" << count << " head " << g);
-      }
+      // All keys in one call, and in pieces that cut lanes and blocks (as attention's value tiles
+      // do for rows whose keys start mid-tile).
+      for (int64_t piece : {n, int64_t{5}, int64_t{64}})
+        for (int count : {1, 2, 3}) {
+          std::fill(lanes.begin(), lanes.end(), 0.f);
+          for (int64_t k = 0; k < n; k += piece)
+            vec::lanes_add(pp, count, rows.data(), k, std::min(n, k + piece), dim, lanes.data());
+          vec::lanes_finish(lanes.data(), count, dim, out);
+          for (int g = 0; g < count; ++g)
+            BOOST_TEST(std::memcmp(multi[g].data(), single[g].data(), dim * sizeof(float)) == 0,
+                       "n=" << n << " dim=" << dim << " piece=" << piece << " count=" << count
+                            << " head " << g);
+        }
     }
 }

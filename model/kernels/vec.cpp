@@ -323,7 +323,7 @@ void dot_multi(const float* const* a, int count, const float* b, int64_t n, floa
 
 namespace {
 
-// Keys per lane taken together by weighted_sum_lanes_multi: each lane accumulator is loaded and
+// Keys per lane taken together by lanes_add: each lane accumulator is loaded and
 // stored once per kKeysPerLane keys instead of once per key.
 constexpr int kKeysPerLane = 4;
 
@@ -407,13 +407,6 @@ void lanes_finish(const float* lanes, int count, int64_t dim, float* const* out)
   for (int g = 0; g < count; ++g)
     for (int64_t d = 0; d < dim; ++d)
       out[g][d] = lanes_sum(lanes + int64_t{g} * kSimdFloats * dim, dim, d);
-}
-
-void weighted_sum_lanes_multi(const float* const* p, int count, const float* const* rows, int64_t n,
-                              int64_t dim, float* lanes, float* const* out) {
-  std::fill(lanes, lanes + int64_t{count} * kSimdFloats * dim, 0.0f);
-  lanes_add(p, count, rows, 0, n, dim, lanes);
-  lanes_finish(lanes, count, dim, out);
 }
 
 void softmax(float* x, int64_t n) {

@@ -24,18 +24,15 @@ void geglu_tanh(const float* gate, const float* up, float* out, int64_t n);
 void softmax(float* x, int64_t n);
 // out[d] = Σ_k p[k]·rows[k][d], accumulated as llama.cpp's tinyBLAS does: one accumulator per
 // lane k mod kSimdFloats over the keys, then a horizontal sum. `lanes` is scratch of 16·dim floats.
+// The reference order; attention computes it with lanes_add / lanes_finish.
 void weighted_sum_lanes(const float* p, const float* const* rows, int64_t n, int64_t dim,
                         float* lanes, float* out);
-// weighted_sum_lanes for `count` weight vectors p[g] over the same rows, bit for bit:
-// out[g][d] = Σ_k p[g][k]·rows[k][d]. Each row is read once for every pair of weight vectors,
-// and each lane accumulator once per four keys. rows[k] may be null only where every p[g][k] is
-// 0 (masked keys). `lanes` is scratch of count·16·dim floats.
-void weighted_sum_lanes_multi(const float* const* p, int count, const float* const* rows, int64_t n,
-                              int64_t dim, float* lanes, float* const* out);
-// weighted_sum_lanes_multi in pieces, for callers that interleave several sums over one key range
-// (attention rows sharing cached values): lanes_add accumulates keys [k_begin, k_end) into
-// zeroed `lanes` (key k into lane k mod kSimdFloats; each lane must receive its keys in
-// increasing order over the calls), lanes_finish writes the sums.
+// weighted_sum_lanes for `count` weight vectors p[g] over the same rows, bit for bit, in pieces:
+// lanes_add accumulates keys [k_begin, k_end) into `lanes` (count·kSimdFloats·dim floats, zeroed
+// before the first call; key k goes into lane k mod kSimdFloats, and each lane must receive its
+// keys in increasing order over the calls), lanes_finish writes out[g][d] = Σ_k p[g][k]·rows[k][d].
+// Each row is read once for every pair of weight vectors, and each lane accumulator once per four
+// keys. rows[k] may be null only where every p[g][k] is 0 (masked keys).
 void lanes_add(const float* const* p, int count, const float* const* rows, int64_t k_begin,
                int64_t k_end, int64_t dim, float* lanes);
 void lanes_finish(const float* lanes, int count, int64_t dim, float* const* out);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 #include <random>
+#include <string>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -40,15 +41,19 @@ double peak_rss_gib() {
 }  // namespace
 
 int cmd_bench(const CommandArgs& argv) {
-  Args a("bench", "--model PATH [-p 512] [-n 64] [-b 512] [--threads T] [-r REPS]");
+  Args a("bench", "--model PATH [-p 512] [-n 64] [-b 512] [-d 0] [--threads T] [-r REPS]");
   a.option("--model", "-m", "GGUF file or Hugging Face directory")
       .option("--n-prompt", "-p", "prompt tokens for the prefill test (0 = skip)", "512")
       .option("--n-gen", "-n", "generated tokens for the decode test (0 = skip)", "64")
       .option("--repetitions", "-r", "repetitions of each test", "3")
-      .option("--batch", "-b", "prompt tokens per forward (llama-bench's -ub)", "512");
+      .option("--batch", "-b", "prompt tokens per forward (llama-bench's -ub)", "512")
+      .option("--n-depth", "-d", "tokens already in the cache before each test (llama-bench's -d)",
+              "0");
   declare_engine_options(a);
   if (!a.parse_or_help(argv)) return 0;
   const LoadOptions lo = engine_options(a);
+  const int64_t depth = a.get_int("--n-depth");
+  if (depth < 0) throw UsageError("--n-depth " + std::to_string(depth) + ": must be at least 0");
   const std::string path = a.get("--model");
   LoadedModel m = load_model(path, lo);
   const Gemma4Config& cfg = m.text->config();
@@ -65,22 +70,26 @@ int cmd_bench(const CommandArgs& argv) {
   // A prompt longer than the batch goes in as llama-bench feeds it (micro-batches of -ub tokens
   // into one cache): the same work, and activations bounded by the batch, not the prompt.
   const int64_t batch = std::max(1LL, a.get_int("--batch"));
-  auto run_prefill = [&] {
-    KvCache cache(cfg);
-    std::vector<int32_t> prompt;
-    for (int64_t i = 0; i < n_prompt; ++i) prompt.push_back(tok(rng));
-    auto t0 = std::chrono::steady_clock::now();
-    for (int64_t at = 0; at < n_prompt; at += batch) {
+  auto prefill = [&](KvCache& cache, int64_t n) {
+    for (int64_t at = 0; at < n; at += batch) {
       SequenceChunk ch;
       ch.cache = &cache;
-      ch.tokens.assign(prompt.begin() + at, prompt.begin() + std::min(n_prompt, at + batch));
+      for (int64_t i = at; i < std::min(n, at + batch); ++i) ch.tokens.push_back(tok(rng));
       ch.logits = LogitsWanted::Last;
       m.text->forward(std::span<SequenceChunk>(&ch, 1));
     }
+  };
+  // Each repetition starts from a fresh cache holding `depth` tokens, filled outside the timing.
+  auto run_prefill = [&] {
+    KvCache cache(cfg);
+    prefill(cache, depth);
+    auto t0 = std::chrono::steady_clock::now();
+    prefill(cache, n_prompt);
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   auto run_decode = [&] {
     KvCache cache(cfg);
+    prefill(cache, depth);
     int32_t next = tok(rng);
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n_gen; ++i) {
@@ -98,7 +107,10 @@ int cmd_bench(const CommandArgs& argv) {
     std::vector<double> tps;
     for (int r = 0; r < reps; ++r) tps.push_back(static_cast<double>(n) / f());
     Stats s = stats(tps);
-    std::printf("%s%-6lld %10.2f ± %.2f t/s\n", name, static_cast<long long>(n), s.mean, s.sd);
+    // llama-bench's test names: "pp512", "tg64 @ d2048".
+    std::string test = name + std::to_string(n);
+    if (depth > 0) test += " @ d" + std::to_string(depth);
+    std::printf("%-8s %10.2f ± %.2f t/s\n", test.c_str(), s.mean, s.sd);
     std::fflush(stdout);
   };
   if (n_prompt > 0) report("pp", n_prompt, run_prefill);

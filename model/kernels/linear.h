@@ -1,11 +1,10 @@
 #pragma once
 // y = W x for every weight format, on the kernel that fits it best:
-//  - F32: oneDNN f32 matmul straight on the file's bytes;
 //  - BF16: oneDNN bf16 brgemm for batches (prefill), our streaming kernel for decode; both read
 //    the file's bytes in place, so resident memory stays at one copy of the weights. Where
 //    oneDNN has no bf16 matmul (AVX2 CPUs), batches run its f32 GEMM on transient f32 panels;
-//  - F32, F16 and block-quantized: our AVX-512 kernels (model/kernels/quant_matmul.h), which read
-//    the file's blocks in place (no dequantized copy) and sum in llama.cpp's order.
+//  - F32, F16 and block-quantized: our AVX-512 or AVX2 kernels (model/kernels/quant_matmul.h),
+//    which read the file's blocks in place (no dequantized copy) and sum in llama.cpp's order.
 // With `llama_order`, BF16 also runs on our kernel and Q4_0 in llama.cpp's repacked order: slower,
 // but every product sums as llama.cpp's does, for parity checks (docs/model.md).
 #include <cstdint>

@@ -20,6 +20,9 @@ rawflow=${RAWFLOW_BIN:-$here/build/rawflow}
 llama_bench=$("$here/bench/llama_native.sh")
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, threads $threads"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+# rawflow bench's figure for test kind $1 (pp/tg): the number before "±" ("pp512  341.2 ± 3.1
+# t/s", "tg64 @ d2048  9.1 ± 0.2 t/s").
+value() { awk -v k="$1" '$0 ~ "^"k { for (i = 2; i <= NF; i++) if ($i == "±") { print $(i - 1); exit } }'; }
 summary=()
 for model in "$@"; do
   echo "## $(basename "$model")"
@@ -39,8 +42,6 @@ for r in rows:
   [ "$depth" -gt 0 ] ||
     npm=$(node "$here/bench/llama_bench_npm.mjs" "$model" -p "$p" -n "$n" --threads "$threads" --reps "$reps" 2>/dev/null | grep -E '^(pp|tg)')
   echo "node-llama-cpp:"; echo "$npm" | sed 's/^/  /'
-  # The figure before "±" ("pp512  341.2 ± 3.1 t/s", "tg64 @ d2048  9.1 ± 0.2 t/s").
-  value() { awk -v k="$1" '$0 ~ "^"k { for (i = 2; i <= NF; i++) if ($i == "±") { print $(i - 1); exit } }'; }
   r_pp=$(echo "$rf" | value pp); r_tg=$(echo "$rf" | value tg)
   rss=$(echo "$rf" | awk '/peak RSS/{print $3" GiB, "substr($5, 2)"× file"}')
   l_pp=$(echo "$lb_pp" | awk '$1=="pp"{print $2}'); l_tg=$(echo "$lb_pp" | awk '$1=="tg"{print $2}')

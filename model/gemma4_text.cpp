@@ -274,10 +274,8 @@ void Gemma4Text::attention(const Layer& L, int64_t il, std::span<SequenceChunk> 
           outs.push_back(attn + r * qw + (h0 + g) * D);
         }
       }
-      int64_t lo = keys[0].lo, hi = keys[0].hi;
-      for (const KeyRange& k : keys) lo = std::min(lo, k.lo), hi = std::max(hi, k.hi);
-      // The rows' key ranges overlap (consecutive positions), so [lo, hi] holds only visible
-      // keys; below lo a sliding ring may already hold other positions.
+      const auto [lo, hi] = key_span(keys.data(), static_cast<int64_t>(keys.size()));
+      // Only [lo, hi] is looked up: below lo a sliding ring may already hold other positions.
       const int64_t key0 = lo & ~int64_t{15};
       krows.assign(static_cast<size_t>(hi + 1 - key0), nullptr);
       vrows.assign(static_cast<size_t>(hi + 1 - key0), nullptr);

@@ -54,8 +54,7 @@ void check(int64_t n_keys, int64_t first, int64_t n, int64_t window, int64_t bid
     keys.push_back(
         visible_keys(first + i, window > 0, window, in_block ? first + bidir_to - 1 : -1));
   }
-  int64_t lo = keys[0].lo, hi = keys[0].hi;
-  for (auto& k : keys) lo = std::min(lo, k.lo), hi = std::max(hi, k.hi);
+  const auto [lo, hi] = key_span(keys.data(), n);
   const int64_t key0 = lo & ~int64_t{15};
   std::vector<const float*> krows(static_cast<size_t>(hi + 1 - key0), nullptr), vrows = krows;
   for (int64_t kp = lo; kp <= hi; ++kp) {

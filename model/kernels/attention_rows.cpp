@@ -23,14 +23,19 @@ int64_t end_group(const KeyRange& k) { return (k.hi + 16) & ~int64_t{15}; }
 
 }  // namespace
 
+KeyRange key_span(const KeyRange* keys, int64_t n) {
+  KeyRange u = keys[0];
+  for (int64_t i = 1; i < n; ++i) {
+    u.lo = std::min(u.lo, keys[i].lo);
+    u.hi = std::max(u.hi, keys[i].hi);
+  }
+  return u;
+}
+
 void attend_block(const AttentionBlock& b, AttentionScratch& s) {
   const int G = b.heads;
   const int64_t n = b.rows, D = b.dim;
-  int64_t ulo = b.keys[0].lo, uhi = b.keys[0].hi;
-  for (int64_t i = 1; i < n; ++i) {
-    ulo = std::min(ulo, b.keys[i].lo);
-    uhi = std::max(uhi, b.keys[i].hi);
-  }
+  const auto [ulo, uhi] = key_span(b.keys, n);
 
   if (s.scores.size() < static_cast<size_t>(n * G)) s.scores.resize(static_cast<size_t>(n * G));
   for (int64_t i = 0; i < n; ++i)

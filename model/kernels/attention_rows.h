@@ -31,6 +31,10 @@ struct AttentionScratch {
   std::vector<float> lanes;
 };
 
+// The span of positions n rows see together: [min lo, max hi]. Consecutive rows' ranges overlap,
+// so every position in it is visible to at least one of them.
+KeyRange key_span(const KeyRange* keys, int64_t n);
+
 void attend_block(const AttentionBlock& b, AttentionScratch& s);
 
 }  // namespace rawflow

@@ -10,7 +10,7 @@ using CommandArgs = std::vector<std::string>;
 int cmd_generate(const CommandArgs& args);
 int cmd_inspect(const CommandArgs& args);
 int cmd_bench(const CommandArgs& args);
-int cmd_model(const CommandArgs& args);  // `model synth ...`
+int cmd_model(const CommandArgs& args);  // `model synth ...`, `model convert ...`
 int cmd_tokenize(const CommandArgs& args);
 int cmd_describe(const CommandArgs& args);
 int cmd_transcribe(const CommandArgs& args);

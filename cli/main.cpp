@@ -31,7 +31,9 @@ const Command kCommands[] = {
      rawflow::cli::cmd_inspect},
     {"bench", "prefill and decode speed, llama-bench style", rawflow::cli::cmd_bench},
     {"tokenize", "tokenize text with a model's vocabulary", rawflow::cli::cmd_tokenize},
-    {"model", "model tools: `model synth` writes random-weight test models",
+    {"model",
+     "model tools: `model synth` writes random-weight test models, `model convert` a HF "
+     "checkpoint into GGUF",
      rawflow::cli::cmd_model},
 };
 

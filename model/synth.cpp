@@ -3,15 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <set>
-#include <thread>
 #include <utility>
 
 #include "model/error.h"
@@ -101,47 +97,40 @@ double soft_token_projection_std(int64_t in, int64_t vocab_size) {
 
 // ---------------------------------------------------------------------------------------------
 
-struct Plan {
-  SynthPreset preset;
-  int64_t vocab_size = 0;
-  std::vector<SynthTensor> tensors;
-};
-
 // Element generator for one tensor: value(i) for any i in [0, nelements).
 class TensorValues {
  public:
-  TensorValues(const SynthPreset& p, int64_t vocab_size, const SynthTensor& t, uint64_t seed)
-      : t_(t), key_(stream_key(seed, t.gguf_name)) {
-    switch (t.init) {
-      case SynthInit::Embedding:
+  TensorValues(const SynthPreset& p, int64_t vocab_size, const PlannedTensor& t, uint64_t seed)
+      : p_(p), role_(t.role), key_(stream_key(seed, t.gguf_name)) {
+    switch (t.role) {
+      case TensorRole::Embedding:
         std_ = embedding_std(p, vocab_size);
         break;
-      case SynthInit::Matrix:
+      case TensorRole::Matrix:
         std_ = 1.0 / std::sqrt(static_cast<double>(t.ne[0]));
         break;
-      case SynthInit::Norm:
+      case TensorRole::Norm:
         mean_ = 1.0;
         break;
-      case SynthInit::KNorm:
+      case TensorRole::KNorm:
         mean_ = k_norm_mean(t.ne[0]);
         break;
-      case SynthInit::PostNorm:
+      case TensorRole::PostNorm:
         mean_ = post_norm_mean(p, vocab_size);
         break;
-      case SynthInit::OutputScale:
-      case SynthInit::RopeFreqs:
+      case TensorRole::OutputScale:
+      case TensorRole::RopeFreqs:
         break;
-      case SynthInit::Bias:
+      case TensorRole::Bias:
         std_ = kBiasStd;
         break;
-      case SynthInit::PositionTable:
+      case TensorRole::PositionTable:
         std_ = kPositionStd;
         break;
-      case SynthInit::SoftTokenProjection:
+      case TensorRole::SoftTokenProjection:
         std_ = soft_token_projection_std(t.ne[0], vocab_size);
         break;
     }
-    rotated_pairs_ = p.rope_full_rotated_pairs;
   }
 
   void fill(int64_t begin, int64_t count, float* out) const {
@@ -150,99 +139,45 @@ class TensorValues {
 
  private:
   float value(uint64_t i) const {
-    switch (t_.init) {
-      case SynthInit::Embedding:
-      case SynthInit::Matrix:
-      case SynthInit::PositionTable:
-      case SynthInit::SoftTokenProjection:
+    switch (role_) {
+      case TensorRole::Embedding:
+      case TensorRole::Matrix:
+      case TensorRole::PositionTable:
+      case TensorRole::SoftTokenProjection:
         return static_cast<float>(std_ * unit_noise(key_, i));
-      case SynthInit::Bias:
+      case TensorRole::Bias:
         return round_to_bf16_grid(static_cast<float>(std_ * unit_noise(key_, i)));
-      case SynthInit::Norm:
-      case SynthInit::KNorm:
-      case SynthInit::PostNorm:
+      case TensorRole::Norm:
+      case TensorRole::KNorm:
+      case TensorRole::PostNorm:
         return round_to_bf16_grid(
             static_cast<float>(mean_ * (1.0 + kNormRelNoise * unit_noise(key_, i))));
-      case SynthInit::OutputScale:
+      case TensorRole::OutputScale:
         // ≈0.5–1: shrinks earlier layers' contributions (and the input embedding) a little per
         // layer, as the released per-layer scalars do (much more strongly) on the 12B.
         return round_to_bf16_grid(static_cast<float>(0.5 + 0.5 * uniform01(key_, i + 1)));
-      case SynthInit::RopeFreqs:
-        // Proportional RoPE through llama.cpp's frequency divisors (spec §2.6): 1 rotates, 1e30
-        // makes the angle 0.
-        return static_cast<int64_t>(i) < rotated_pairs_ ? 1.0f : 1e30f;
+      case TensorRole::RopeFreqs:
+        return rope_freqs_value(p_, static_cast<int64_t>(i));
     }
     return 0.0f;
   }
 
-  const SynthTensor& t_;
+  const SynthPreset& p_;
+  TensorRole role_;
   uint64_t key_;
   double std_ = 0.0;
   double mean_ = 0.0;
-  int64_t rotated_pairs_ = 0;
 };
 
-// Runs fn(begin_row, end_row) over [0, rows) on a few threads (the weights of 12b-2l are ~1.5 G
-// elements; the tiny presets stay on the calling thread).
-template <class Fn>
-void parallel_rows(int64_t rows, int64_t row_elems, Fn fn) {
-  const int64_t total = rows * row_elems;
-  unsigned n_threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-  if (total < (int64_t{1} << 20) || rows < 2) n_threads = 1;
-  n_threads = static_cast<unsigned>(std::min<int64_t>(n_threads, rows));
-  if (n_threads == 1) {
-    fn(int64_t{0}, rows);
-    return;
-  }
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(n_threads);
-  const int64_t per = (rows + n_threads - 1) / n_threads;
-  for (unsigned t = 0; t < n_threads; ++t) {
-    const int64_t b = std::min<int64_t>(rows, t * per), e = std::min<int64_t>(rows, b + per);
-    threads.emplace_back([&, t, b, e] {
-      try {
-        if (b < e) fn(b, e);
-      } catch (...) {
-        errors[t] = std::current_exception();
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
-// The tensor's bytes in `dtype` (ggml block layout, rows of ne[0] elements), generated row-chunk by
-// row-chunk so a 1 G-element embedding never exists as a float array.
-std::vector<uint8_t> encode_tensor(const SynthPreset& p, int64_t vocab_size, const SynthTensor& t,
-                                   uint64_t seed, DType dtype) {
-  const int64_t row = t.ne[0];
-  const int64_t rows = t.nelements() / row;
-  const size_t row_bytes = dtype_row_bytes(dtype, row);
-  std::vector<uint8_t> out(row_bytes * static_cast<size_t>(rows));
-  const TensorValues gen(p, vocab_size, t, seed);
-  parallel_rows(rows, row, [&](int64_t r0, int64_t r1) {
-    std::vector<float> buf(static_cast<size_t>(row));
-    for (int64_t r = r0; r < r1; ++r) {
-      gen.fill(r * row, row, buf.data());
-      uint8_t* dst = out.data() + static_cast<size_t>(r) * row_bytes;
-      switch (dtype) {
-        case DType::F32:
-          std::memcpy(dst, buf.data(), row_bytes);
-          break;
-        case DType::F16:
-        case DType::BF16:
-          for (int64_t i = 0; i < row; ++i) {
-            const uint16_t h = dtype == DType::F16 ? f32_to_fp16(buf[i]) : f32_to_bf16(buf[i]);
-            std::memcpy(dst + 2 * i, &h, 2);
-          }
-          break;
-        default:
-          quantize_row(dtype, buf.data(), dst, row);
-      }
-    }
-  });
-  return out;
+// The random values of every tensor, for the shared writers (model/gguf_export.h).
+TensorSource synth_source(const SynthPreset& p, int64_t vocab_size, uint64_t seed) {
+  return [&p, vocab_size, seed](const PlannedTensor& t) -> RowFiller {
+    auto gen = std::make_shared<const TensorValues>(p, vocab_size, t, seed);
+    const int64_t row = t.ne[0];
+    return [gen, row](int64_t first, int64_t rows, float* out) {
+      gen->fill(first * row, rows * row, out);
+    };
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,36 +326,6 @@ void learn_merges(Vocab& v, std::map<std::string, int32_t>& index, int64_t size)
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-
-// llama.cpp's LLAMA_FTYPE for a file whose matrices are all `t` (general.file_type).
-uint32_t llama_ftype(DType t) {
-  switch (t) {
-    case DType::F32:
-      return 0;  // ALL_F32
-    case DType::F16:
-      return 1;  // MOSTLY_F16
-    case DType::Q4_0:
-      return 2;  // MOSTLY_Q4_0
-    case DType::Q8_0:
-      return 7;  // MOSTLY_Q8_0
-    case DType::Q4_K:
-      return 14;  // MOSTLY_Q4_K_S: every matrix Q4_K
-    case DType::Q5_K:
-      return 16;  // MOSTLY_Q5_K_S
-    case DType::Q6_K:
-      return 18;  // MOSTLY_Q6_K
-    case DType::BF16:
-      return 32;  // MOSTLY_BF16
-  }
-  return 0;
-}
-
-// Gemma 4 specials a real vocabulary should have; reported (not invented) when absent.
-constexpr const char* kRequiredSpecials[] = {"<|turn>",   "<turn|>",    "<|image>",   "<image|>",
-                                             "<|image|>", "<|audio>",   "<audio|>",   "<|audio|>",
-                                             "<|video|>", "<|channel>", "<channel|>", "<|think|>"};
-
 Vocab load_vocab(const SynthOptions& o, const SynthPreset& p, std::vector<std::string>& notes) {
   if (o.vocab_path.empty()) return synth_vocab(p.vocab_size);
   Vocab v;
@@ -434,65 +339,16 @@ Vocab load_vocab(const SynthOptions& o, const SynthPreset& p, std::vector<std::s
   // instead of Gemma 4's markers. It is used as is: the missing specials are listed for the user
   // and left out (no suppress id, no config token id) rather than given made-up ids.
   std::string missing;
-  for (const char* s : kRequiredSpecials)
-    if (v.find(s) < 0) missing += std::string(missing.empty() ? "" : " ") + s;
+  for (const auto& s : missing_gemma4_specials(v)) missing += (missing.empty() ? "" : " ") + s;
   if (!missing.empty())
     notes.push_back(o.vocab_path + " lacks Gemma 4 specials (left out): " + missing);
   return v;
 }
 
-std::string hf_layer(int64_t il, const std::string& suffix) {
-  return "model.language_model.layers." + std::to_string(il) + "." + suffix;
-}
+constexpr const char* kWho = "model synth";  // prefix of error messages
 
-void check_dtype_fits(const SynthTensor& t, DType dtype) {
-  const int64_t block = dtype_traits(dtype).block_elems;
-  if (t.ne[0] % block != 0)
-    throw EngineError("model synth: tensor `" + t.gguf_name + "` has rows of " +
-                      std::to_string(t.ne[0]) + " elements, not a multiple of the " +
-                      std::string(dtype_name(dtype)) + " block (" + std::to_string(block) + ")");
-}
-
-DType tensor_dtype(const SynthTensor& t, DType matrix, DType embd) {
-  if (t.init == SynthInit::Embedding) return embd;
-  if (t.init == SynthInit::Matrix) return matrix;
-  return DType::F32;  // norms, scalars, rope_freqs: F32 as in every released GGUF
-}
-
-void write_gguf_metadata(GgufWriter& w, const SynthPreset& p, const Vocab& v, DType dtype) {
-  const std::string a = "gemma4.";
-  w.set_string("general.architecture", "gemma4");
-  w.set_string("general.name", "rawflow-synth-" + p.name);
-  w.set_u32("general.file_type", llama_ftype(dtype));
-  w.set_u32("general.quantization_version", 2);
-  w.set_f32("general.sampling.temp", 1.0f);
-  w.set_f32("general.sampling.top_p", 0.95f);
-  w.set_i32("general.sampling.top_k", 64);
-  w.set_u32(a + "context_length", static_cast<uint32_t>(p.context_length));
-  w.set_u32(a + "embedding_length", static_cast<uint32_t>(p.hidden));
-  w.set_u32(a + "block_count", static_cast<uint32_t>(p.n_layer()));
-  w.set_u32(a + "feed_forward_length", static_cast<uint32_t>(p.ffn));
-  w.set_u32(a + "attention.head_count", static_cast<uint32_t>(p.n_head));
-  std::vector<int32_t> kv;
-  for (bool s : p.layer_sliding)
-    kv.push_back(static_cast<int32_t>(s ? p.n_kv_head_swa : p.n_kv_head_full));
-  w.set_array_i32(a + "attention.head_count_kv", kv);
-  w.set_u32(a + "attention.key_length", static_cast<uint32_t>(p.head_dim_full));
-  w.set_u32(a + "attention.value_length", static_cast<uint32_t>(p.head_dim_full));
-  w.set_u32(a + "attention.key_length_swa", static_cast<uint32_t>(p.head_dim_swa));
-  w.set_u32(a + "attention.value_length_swa", static_cast<uint32_t>(p.head_dim_swa));
-  w.set_u32(a + "attention.sliding_window", static_cast<uint32_t>(p.sliding_window));
-  w.set_array_bool(a + "attention.sliding_window_pattern", p.layer_sliding);
-  w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-6f);
-  w.set_u32(a + "attention.shared_kv_layers", 0);
-  w.set_f32(a + "rope.freq_base", p.rope_theta_full);
-  w.set_f32(a + "rope.freq_base_swa", p.rope_theta_swa);
-  w.set_u32(a + "rope.dimension_count", static_cast<uint32_t>(p.head_dim_full));
-  w.set_u32(a + "rope.dimension_count_swa", static_cast<uint32_t>(p.head_dim_swa));
-  w.set_f32(a + "final_logit_softcapping", 30.0f);
-  w.set_u32(a + "embedding_length_per_layer_input", 0);
-  v.write_gguf(w);
-}
+// General names of the files (the mmproj's gets "-mmproj" appended).
+std::string general_name(const SynthPreset& p) { return "rawflow-synth-" + p.name; }
 
 // config.json of a `gemma4_unified` checkpoint (spec §1.1, §1.4) with the preset's dims.
 nlohmann::json hf_config(const SynthPreset& p, const Vocab& v, DType dtype) {
@@ -606,9 +462,7 @@ nlohmann::json hf_tokenizer(const Vocab& v) {
 
 // `mmproj-<file name>` next to the text model unless given (llama.cpp's naming).
 std::string mmproj_gguf_path(const SynthOptions& o) {
-  if (!o.mmproj_out.empty()) return o.mmproj_out;
-  const std::filesystem::path out(o.out);
-  return (out.parent_path() / ("mmproj-" + out.filename().string())).string();
+  return o.mmproj_out.empty() ? default_mmproj_path(o.out) : o.mmproj_out;
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -618,105 +472,33 @@ void write_json(const std::string& path, const nlohmann::json& j) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Multimodal embedders (spec §3.3, §4, §7.3–7.4).
-
-// The values of a tensor in its HF layout, generated on a few threads (patch_dense of 12b-2l has
-// 26.5 M elements).
-std::vector<float> embedder_values(const SynthPreset& p, int64_t vocab_size, const SynthTensor& t,
-                                   uint64_t seed) {
-  std::vector<float> v(static_cast<size_t>(t.nelements()));
-  const TensorValues gen(p, vocab_size, t, seed);
-  const int64_t row = t.ne[0];
-  parallel_rows(t.nelements() / row, row, [&](int64_t r0, int64_t r1) {
-    gen.fill(r0 * row, (r1 - r0) * row, v.data() + r0 * row);
-  });
-  return v;
-}
-
-std::vector<uint8_t> encode_values(const std::vector<float>& v, DType dtype) {
-  if (dtype == DType::F32) {
-    std::vector<uint8_t> out(v.size() * sizeof(float));
-    std::memcpy(out.data(), v.data(), out.size());
-    return out;
-  }
-  std::vector<uint8_t> out(v.size() * 2);
-  for (size_t i = 0; i < v.size(); ++i) {
-    const uint16_t h = dtype == DType::F16 ? f32_to_fp16(v[i]) : f32_to_bf16(v[i]);
-    std::memcpy(out.data() + 2 * i, &h, 2);
-  }
-  return out;
-}
-
-void check_mmproj_dtype(DType d) {
-  if (d != DType::F32 && d != DType::F16 && d != DType::BF16)
-    throw EngineError("model synth: the embedders are stored in f32, f16 or bf16, not " +
-                      std::string(dtype_name(d)));
-}
-
-// GGUF dtypes of llama.cpp's converter (§10.5): patch_embd and 1-D tensors F32, the rest as asked.
-DType mmproj_gguf_dtype(const SynthTensor& t, DType dtype) {
-  if (t.gguf_name == "v.patch_embd.weight" || t.ne.size() == 1) return DType::F32;
-  return dtype;
-}
-
-// Every key llama.cpp's clip loader requires for both modalities (§7.3, §10.8), with the released
-// file's values where they do not depend on the preset.
-void write_mmproj_metadata(GgufWriter& w, const SynthPreset& p, DType dtype) {
-  w.set_string("general.architecture", "clip");
-  w.set_string("general.name", "rawflow-synth-" + p.name + "-mmproj");
-  w.set_u32("general.file_type", llama_ftype(dtype));
-  w.set_bool("clip.has_vision_encoder", true);
-  w.set_bool("clip.has_audio_encoder", true);
-  w.set_string("clip.vision.projector_type", "gemma4uv");
-  w.set_string("clip.audio.projector_type", "gemma4ua");
-  w.set_u32("clip.vision.image_size", 224);  // placeholder, unused by gemma4uv
-  w.set_u32("clip.vision.patch_size", 16);   // the loader multiplies it by 3
-  w.set_u32("clip.vision.embedding_length", static_cast<uint32_t>(p.vision_dim));
-  w.set_u32("clip.vision.projection_dim", static_cast<uint32_t>(p.hidden));
-  w.set_u32("clip.vision.block_count", 0);
-  w.set_u32("clip.vision.feed_forward_length", 0);
-  w.set_u32("clip.vision.attention.head_count", 0);
-  w.set_f32("clip.vision.attention.layer_norm_epsilon", 1e-6f);
-  w.set_array_f32("clip.vision.image_mean", {0.0f, 0.0f, 0.0f});
-  w.set_array_f32("clip.vision.image_std", {1.0f, 1.0f, 1.0f});
-  w.set_u32("clip.audio.embedding_length", static_cast<uint32_t>(kAudioFrameSamples));
-  w.set_u32("clip.audio.projection_dim", static_cast<uint32_t>(p.hidden));
-  w.set_u32("clip.audio.num_mel_bins", 128);  // stale in the release; the loader uses 640
-  w.set_u32("clip.audio.block_count", 0);
-  w.set_u32("clip.audio.feed_forward_length", 0);
-  w.set_u32("clip.audio.attention.head_count", 0);
-  w.set_f32("clip.audio.attention.layer_norm_epsilon", 1e-6f);
-}
-
-void write_mmproj_gguf(const SynthOptions& o, const SynthPreset& p, int64_t vocab_size,
-                       const std::string& path, SynthReport& report) {
-  GgufWriter w;
-  write_mmproj_metadata(w, p, o.mmproj_dtype);
-  for (const auto& t : synth_mmproj_plan(p)) {
-    std::vector<int64_t> ne;
-    const auto values = synth_mmproj_gguf_layout(t, embedder_values(p, vocab_size, t, o.seed), &ne);
-    const DType dt = mmproj_gguf_dtype(t, o.mmproj_dtype);
-    const auto bytes = encode_values(values, dt);
-    w.add_tensor(t.gguf_name, dt, ne, bytes.data(), bytes.size());
-    report.mmproj_bytes += bytes.size();
-    report.mmproj_params += t.nelements();
-    ++report.mmproj_tensor_count;
-  }
-  w.write(path);
-  report.files.push_back(path);
-}
+// Multimodal embedders (spec §3.3, §4, §7.3–7.4; the clip GGUF is written by gguf_export).
 
 // Google's on-disk tensors (HF layout), every one in `mmproj_dtype` as in the BF16 release.
 void add_mmproj_safetensors(SafetensorsWriter& w, const SynthOptions& o, const SynthPreset& p,
                             int64_t vocab_size, SynthReport& report) {
-  for (const auto& t : synth_mmproj_plan(p)) {
-    auto bytes = encode_values(embedder_values(p, vocab_size, t, o.seed), o.mmproj_dtype);
+  const TensorSource source = synth_source(p, vocab_size, o.seed);
+  for (const auto& t : gguf_mmproj_plan(p)) {
+    auto bytes = encode_values(tensor_values(t, source(t)), o.mmproj_dtype);
     report.mmproj_bytes += bytes.size();
     report.mmproj_params += t.nelements();
     ++report.mmproj_tensor_count;
     w.add_tensor(t.hf_name, o.mmproj_dtype, std::vector<int64_t>(t.ne.rbegin(), t.ne.rend()),
                  std::move(bytes));
   }
+}
+
+void write_synth_mmproj(const SynthOptions& o, const SynthPreset& p, int64_t vocab_size,
+                        const std::string& path, SynthReport& report) {
+  GgufExportOptions eo;
+  eo.who = "model synth";
+  eo.general_name = general_name(p);
+  eo.mmproj_dtype = o.mmproj_dtype;
+  const GgufExportStats s = write_mmproj_gguf(path, p, eo, synth_source(p, vocab_size, o.seed));
+  report.mmproj_bytes += s.bytes;
+  report.mmproj_params += s.params;
+  report.mmproj_tensor_count += s.tensor_count;
+  report.files.push_back(path);
 }
 
 // `vision_config` and `audio_config` of config.json (spec §1.2, §1.3) with the preset's dims.
@@ -766,12 +548,6 @@ SynthPreset make_preset(std::string name, int64_t hidden, int64_t ffn, int64_t n
 
 }  // namespace
 
-int64_t SynthTensor::nelements() const {
-  int64_t n = 1;
-  for (int64_t d : ne) n *= d;
-  return n;
-}
-
 std::vector<std::string> synth_preset_names() { return {"tiny", "geometry", "12b-2l"}; }
 
 SynthPreset synth_preset(const std::string& name) {
@@ -809,99 +585,8 @@ SynthPreset synth_preset(const SynthOptions& o) {
   return p;
 }
 
-std::vector<SynthTensor> synth_tensor_plan(const SynthPreset& p, int64_t vocab_size) {
-  std::vector<SynthTensor> t;
-  const int64_t h = p.hidden;
-  t.push_back({"token_embd.weight",
-               "model.language_model.embed_tokens.weight",
-               {h, vocab_size},
-               SynthInit::Embedding});
-  t.push_back({"rope_freqs.weight", "", {p.head_dim_full / 2}, SynthInit::RopeFreqs});
-  for (int64_t il = 0; il < p.n_layer(); ++il) {
-    const bool sliding = p.layer_sliding[il];
-    const int64_t d = sliding ? p.head_dim_swa : p.head_dim_full;
-    const int64_t n_kv = sliding ? p.n_kv_head_swa : p.n_kv_head_full;
-    const int64_t q = p.n_head * d, kv = n_kv * d;
-    const std::string g = "blk." + std::to_string(il) + ".";
-    auto add = [&](const std::string& gg, const std::string& hf, std::vector<int64_t> ne,
-                   SynthInit init) {
-      t.push_back({g + gg, hf_layer(il, hf), std::move(ne), init});
-    };
-    add("attn_norm.weight", "input_layernorm.weight", {h}, SynthInit::Norm);
-    add("attn_q.weight", "self_attn.q_proj.weight", {h, q}, SynthInit::Matrix);
-    add("attn_k.weight", "self_attn.k_proj.weight", {h, kv}, SynthInit::Matrix);
-    if (sliding) add("attn_v.weight", "self_attn.v_proj.weight", {h, kv}, SynthInit::Matrix);
-    add("attn_output.weight", "self_attn.o_proj.weight", {q, h}, SynthInit::Matrix);
-    add("attn_q_norm.weight", "self_attn.q_norm.weight", {d}, SynthInit::Norm);
-    add("attn_k_norm.weight", "self_attn.k_norm.weight", {d}, SynthInit::KNorm);
-    add("post_attention_norm.weight", "post_attention_layernorm.weight", {h}, SynthInit::PostNorm);
-    add("ffn_norm.weight", "pre_feedforward_layernorm.weight", {h}, SynthInit::Norm);
-    add("ffn_gate.weight", "mlp.gate_proj.weight", {h, p.ffn}, SynthInit::Matrix);
-    add("ffn_up.weight", "mlp.up_proj.weight", {h, p.ffn}, SynthInit::Matrix);
-    add("ffn_down.weight", "mlp.down_proj.weight", {p.ffn, h}, SynthInit::Matrix);
-    add("post_ffw_norm.weight", "post_feedforward_layernorm.weight", {h}, SynthInit::PostNorm);
-    add("layer_output_scale.weight", "layer_scalar", {1}, SynthInit::OutputScale);
-  }
-  t.push_back({"output_norm.weight", "model.language_model.norm.weight", {h}, SynthInit::Norm});
-  return t;
-}
-
-std::vector<SynthTensor> synth_mmproj_plan(const SynthPreset& p) {
-  const int64_t d = p.vision_dim, h = p.hidden, pv = kPatchValues;
-  const std::string v = "model.vision_embedder.";
-  return {
-      {"v.patch_norm.1.weight", v + "patch_ln1.weight", {pv}, SynthInit::Norm},
-      {"v.patch_norm.1.bias", v + "patch_ln1.bias", {pv}, SynthInit::Bias},
-      {"v.patch_embd.weight", v + "patch_dense.weight", {pv, d}, SynthInit::Matrix},
-      {"v.patch_embd.bias", v + "patch_dense.bias", {d}, SynthInit::Bias},
-      {"v.patch_norm.2.weight", v + "patch_ln2.weight", {d}, SynthInit::Norm},
-      {"v.patch_norm.2.bias", v + "patch_ln2.bias", {d}, SynthInit::Bias},
-      {"v.position_embd.weight",
-       v + "pos_embedding",
-       {d, 2, p.position_rows},
-       SynthInit::PositionTable},
-      {"v.patch_norm.3.weight", v + "pos_norm.weight", {d}, SynthInit::Norm},
-      {"v.patch_norm.3.bias", v + "pos_norm.bias", {d}, SynthInit::Bias},
-      {"mm.input_projection.weight",
-       "model.embed_vision.embedding_projection.weight",
-       {d, h},
-       SynthInit::SoftTokenProjection},
-      {"mm.a.input_projection.weight",
-       "model.embed_audio.embedding_projection.weight",
-       {kAudioFrameSamples, h},
-       SynthInit::SoftTokenProjection},
-  };
-}
-
-std::vector<float> synth_mmproj_gguf_layout(const SynthTensor& t, const std::vector<float>& hf,
-                                            std::vector<int64_t>* gguf_ne) {
-  if (gguf_ne) *gguf_ne = t.ne;
-  const bool patch_vector = t.gguf_name == "v.patch_norm.1.weight" ||
-                            t.gguf_name == "v.patch_norm.1.bias" ||
-                            t.gguf_name == "v.patch_embd.weight";
-  if (patch_vector) {  // HWC → CHW along ne[0] (§7.4 perm)
-    std::vector<float> out(hf.size());
-    const int64_t rows = t.nelements() / kPatchValues;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t i = 0; i < kPatchValues; ++i)
-        out[r * kPatchValues + i] = hf[r * kPatchValues + patch_hwc_index(i)];
-    return out;
-  }
-  if (t.gguf_name == "v.position_embd.weight") {  // [P][2][D] → [2][P][D]
-    const int64_t d = t.ne[0], rows = t.ne[2];
-    if (gguf_ne) *gguf_ne = {d, rows, 2};
-    std::vector<float> out(hf.size());
-    for (int64_t pos = 0; pos < rows; ++pos)
-      for (int64_t axis = 0; axis < 2; ++axis)
-        std::memcpy(out.data() + (axis * rows + pos) * d, hf.data() + (pos * 2 + axis) * d,
-                    static_cast<size_t>(d) * sizeof(float));
-    return out;
-  }
-  return hf;
-}
-
 std::vector<float> synth_tensor_values(const SynthPreset& p, int64_t vocab_size,
-                                       const SynthTensor& t, uint64_t seed) {
+                                       const PlannedTensor& t, uint64_t seed) {
   std::vector<float> v(static_cast<size_t>(t.nelements()));
   TensorValues(p, vocab_size, t, seed).fill(0, t.nelements(), v.data());
   return v;
@@ -952,10 +637,10 @@ SynthReport synth_model(const SynthOptions& o) {
   if (o.format != "gguf" && o.format != "safetensors")
     throw EngineError("model synth: unknown format `" + o.format + "` (valid: gguf, safetensors)");
   if (o.out.empty()) throw EngineError("model synth: no output path");
-  const DType embd = o.embd_dtype ? *o.embd_dtype : o.dtype == DType::Q4_0 ? DType::Q6_K : o.dtype;
+  const DType embd = o.embd_dtype ? *o.embd_dtype : default_embd_dtype(o.dtype);
   const bool st = o.format == "safetensors";
   const bool mmproj = o.mmproj || !o.mmproj_out.empty();
-  if (mmproj) check_mmproj_dtype(o.mmproj_dtype);
+  if (mmproj) check_mmproj_dtype(o.mmproj_dtype, kWho);
   if (st && !o.mmproj_out.empty())
     throw EngineError(
         "model synth: mmproj_out is for gguf; safetensors puts the embedders into the model "
@@ -972,23 +657,22 @@ SynthReport synth_model(const SynthOptions& o) {
   const int64_t n_vocab = static_cast<int64_t>(vocab.size());
   report.vocab_size = n_vocab;
   report.embd_dtype = embd;
-  const auto plan = synth_tensor_plan(p, n_vocab);
-  for (const auto& t : plan) check_dtype_fits(t, tensor_dtype(t, o.dtype, embd));
+  const auto plan = gguf_text_plan(p, n_vocab);
+  for (const auto& t : plan) check_dtype_fits(t, text_tensor_dtype(t, o.dtype, embd), kWho);
+  const TensorSource source = synth_source(p, n_vocab, o.seed);
 
   if (!st) {
-    GgufWriter w;
-    write_gguf_metadata(w, p, vocab, o.dtype);
-    for (const auto& t : plan) {
-      const DType dt = tensor_dtype(t, o.dtype, embd);
-      const auto bytes = encode_tensor(p, n_vocab, t, o.seed, dt);
-      w.add_tensor(t.gguf_name, dt, t.ne, bytes.data(), bytes.size());
-      report.bytes += bytes.size();
-      if (t.init != SynthInit::RopeFreqs) report.params += t.nelements();
-      ++report.tensor_count;
-    }
-    w.write(o.out);
+    GgufExportOptions eo;
+    eo.who = kWho;
+    eo.general_name = general_name(p);
+    eo.dtype = o.dtype;
+    eo.embd_dtype = embd;
+    const GgufExportStats s = write_text_gguf(o.out, p, vocab, eo, source);
+    report.bytes = s.bytes;
+    report.params = s.params;
+    report.tensor_count = s.tensor_count;
     report.files.push_back(o.out);
-    if (mmproj) write_mmproj_gguf(o, p, n_vocab, mmproj_gguf_path(o), report);
+    if (mmproj) write_synth_mmproj(o, p, n_vocab, mmproj_gguf_path(o), report);
     return report;
   }
 
@@ -1002,8 +686,8 @@ SynthReport synth_model(const SynthOptions& o) {
   w.set_metadata("format", "pt");
   for (const auto& t : plan) {
     if (t.hf_name.empty()) continue;  // rope_freqs is derived from config.json at load
-    const DType dt = t.init == SynthInit::Embedding ? embd : o.dtype;
-    auto bytes = encode_tensor(p, n_vocab, t, o.seed, dt);
+    const DType dt = t.role == TensorRole::Embedding ? embd : o.dtype;
+    auto bytes = encode_rows(t, dt, source(t));
     report.bytes += bytes.size();
     report.params += t.nelements();
     ++report.tensor_count;
@@ -1030,13 +714,13 @@ SynthReport synth_mmproj(const SynthOptions& o) {
   if (o.format != "gguf")
     throw EngineError("model synth: a separate embedder file is written as gguf only");
   if (o.mmproj_out.empty()) throw EngineError("model synth: no mmproj output path");
-  check_mmproj_dtype(o.mmproj_dtype);
+  check_mmproj_dtype(o.mmproj_dtype, kWho);
   SynthReport report;
   // The vocabulary only sets the soft-token scale; the synthetic one need not be built.
   report.vocab_size = o.vocab_path.empty()
                           ? p.vocab_size
                           : static_cast<int64_t>(load_vocab(o, p, report.notes).size());
-  write_mmproj_gguf(o, p, report.vocab_size, o.mmproj_out, report);
+  write_synth_mmproj(o, p, report.vocab_size, o.mmproj_out, report);
   return report;
 }
 

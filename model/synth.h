@@ -4,13 +4,17 @@
 // vision + audio embedders (spec §3.3, §4): a `clip` mmproj GGUF (§7.3–7.4, §10.5, §10.8) or the
 // Google on-disk tensors and `vision_config` / `audio_config` in the safetensors directory. Test
 // fixtures for every layer of rawflow and for parity runs against llama.cpp: same names, shapes,
-// metadata and dtypes as Google's files, with fewer/smaller layers.
+// metadata and dtypes as Google's files, with fewer/smaller layers. The GGUF layout itself (tensor
+// plan, metadata, dtype rules, mmproj permutations) is model/gguf_export.h's, shared with
+// `model convert`; this file adds the presets, the random values, the synthetic vocabulary and the
+// safetensors checkpoint.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/dtype.h"
+#include "model/gguf_export.h"
 #include "model/vocab.h"
 
 namespace rawflow {
@@ -36,31 +40,12 @@ struct SynthOptions {
   DType mmproj_dtype = DType::F32;
 };
 
-// Every dimension of a synthetic model. Layer geometry follows the 12B (spec §1.1): sliding layers
-// n_head × head_dim_swa with n_kv_head_swa KV heads; full layers n_head × head_dim_full with one
-// K=V head and proportional RoPE.
-struct SynthPreset {
+// A synthetic model's geometry (model/gguf_export.h), the preset's name and the size of its
+// synthetic vocabulary (a real one overrides it). Every preset uses the 12B's stored constants
+// (eps, soft-cap, sampling) and both embedders, with vision_dim = hidden.
+struct SynthPreset : Gemma4Geometry {
   std::string name;
-  int64_t hidden = 0;
-  int64_t ffn = 0;
-  int64_t n_head = 0;
-  int64_t n_kv_head_swa = 0;
-  int64_t n_kv_head_full = 0;
-  int64_t head_dim_swa = 0;
-  int64_t head_dim_full = 0;
-  std::vector<bool> layer_sliding;  // one entry per layer, true = sliding attention
-  int64_t sliding_window = 0;
-  float rope_theta_swa = 1e4f;
-  float rope_theta_full = 1e6f;
-  int64_t rope_full_rotated_pairs = 0;  // int(0.25 · head_dim_full / 2)
-  int64_t vocab_size = 0;               // of the synthetic vocabulary (a real one overrides it)
-  int64_t context_length = 0;
-  // Vision embedder: patch embedding width (`mm_embed_dim`; the hidden size on every preset, as
-  // on the 12B) and positions per axis of the position table (1120, as released).
-  int64_t vision_dim = 0;
-  int64_t position_rows = 1120;
-
-  int64_t n_layer() const { return static_cast<int64_t>(layer_sliding.size()); }
+  int64_t vocab_size = 0;
 };
 
 // Throws EngineError listing the valid names for an unknown preset.
@@ -74,50 +59,12 @@ SynthPreset synth_preset(const SynthOptions& o);
 std::vector<bool> synth_layer_pattern(int64_t n_layers);
 std::vector<std::string> synth_preset_names();
 
-// How a tensor's values are drawn (see synth_tensor_values).
-enum class SynthInit {
-  Embedding,    // token_embd
-  Matrix,       // attention and MLP projections
-  Norm,         // attn_norm, ffn_norm, output_norm, attn_q_norm
-  KNorm,        // attn_k_norm: sets the attention score scale (attention scale is 1.0)
-  PostNorm,     // post_attention_norm, post_ffw_norm: block output size vs the residual
-  OutputScale,  // layer_output_scale
-  RopeFreqs,    // rope_freqs: generated, not random
-  // Multimodal embedders (the LayerNorm weights use Norm, patch_dense uses Matrix):
-  Bias,                 // LayerNorm biases and the patch_dense bias
-  PositionTable,        // the factorized x/y position table
-  SoftTokenProjection,  // embedding_projection (vision and audio): sets the soft-token scale
-};
-
-struct SynthTensor {
-  std::string gguf_name;
-  std::string hf_name;      // empty for rope_freqs (not in HF checkpoints)
-  std::vector<int64_t> ne;  // ggml order: matrices {in, out}
-  SynthInit init = SynthInit::Matrix;
-  bool is_matrix() const { return init == SynthInit::Embedding || init == SynthInit::Matrix; }
-  int64_t nelements() const;
-};
-
-// The tensors of the model in file order (spec §7.2 scaled to the preset's layers:
-// 3 + 14 per sliding layer + 13 per full layer).
-std::vector<SynthTensor> synth_tensor_plan(const SynthPreset& p, int64_t vocab_size);
-
-// The vision and audio embedder tensors (spec §3.3, §4, §7.4), hf_name = Google's on-disk names.
-// `ne` is the HF layout reversed (patch vectors HWC, position table ne {D, 2, P}); the GGUF stores
-// patch_ln1 and patch_dense's columns permuted to CHW and the position table as ne {D, P, 2}
-// (synth_mmproj_gguf_layout).
-std::vector<SynthTensor> synth_mmproj_plan(const SynthPreset& p);
-// `hf_values` (in the HF layout of `t`) rearranged into the GGUF layout, and the GGUF shape.
-std::vector<float> synth_mmproj_gguf_layout(const SynthTensor& t,
-                                            const std::vector<float>& hf_values,
-                                            std::vector<int64_t>* gguf_ne = nullptr);
-
-// The F32 values of one tensor, a pure function of (seed, gguf name, preset dims): they do not
-// depend on the dtype it is stored in or on any other tensor. 1-D tensors are rounded to the bf16
-// grid so that they are exact in every dtype (as the released BF16-origin norms are). Embedder
-// tensors come in their HF layout.
+// The F32 values of one tensor of gguf_text_plan / gguf_mmproj_plan, drawn by its role: a pure
+// function of (seed, gguf name, preset dims), so they do not depend on the dtype it is stored in or
+// on any other tensor. 1-D tensors are rounded to the bf16 grid so that they are exact in every
+// dtype (as the released BF16-origin norms are). Embedder tensors come in their HF layout.
 std::vector<float> synth_tensor_values(const SynthPreset& p, int64_t vocab_size,
-                                       const SynthTensor& t, uint64_t seed);
+                                       const PlannedTensor& t, uint64_t seed);
 
 // The synthetic vocabulary: ids 0–4 `<pad> <eos> <bos> <unk> <mask>`, the Gemma 4 specials
 // (spec §1.4, §6), "\n" runs, 256 byte tokens, `▁`, then letters and BPE pieces learnt from a

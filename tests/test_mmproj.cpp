@@ -207,7 +207,7 @@ RefWeights reference_weights(const Gemma4Mmproj& mm, int64_t vocab_size) {
                              &v.patch_norm3_b, &v.input_projection, &mm.audio().input_projection})
     stored[t->name] = t->dtype;
   RefWeights r;
-  for (const auto& t : synth_mmproj_plan(p)) {
+  for (const auto& t : gguf_mmproj_plan(p)) {
     const auto f = synth_tensor_values(p, vocab_size, t, kSeed);
     std::vector<double> d(f.size());
     for (size_t i = 0; i < f.size(); ++i) d[i] = round_to(stored.at(t.gguf_name), f[i]);

@@ -117,15 +117,15 @@ void check_gguf(const GgufFile& f, const SynthPreset& p, DType dtype, DType embd
   BOOST_TEST(f.get_string("tokenizer.ggml.model") == "gemma4");
 
   const auto vocab = Vocab::from_gguf(f);
-  const auto plan = synth_tensor_plan(p, static_cast<int64_t>(vocab.size()));
+  const auto plan = gguf_text_plan(p, static_cast<int64_t>(vocab.size()));
   BOOST_REQUIRE(plan.size() == f.tensors().size());
   for (const auto& t : plan) {
     const GgufTensorInfo* info = f.find_tensor(t.gguf_name);
     BOOST_REQUIRE_MESSAGE(info, "missing " << t.gguf_name);
     BOOST_TEST(info->ne == t.ne, t.gguf_name);
-    const DType want = t.init == SynthInit::Embedding ? embd
-                       : t.init == SynthInit::Matrix  ? dtype
-                                                      : DType::F32;
+    const DType want = t.role == TensorRole::Embedding ? embd
+                       : t.role == TensorRole::Matrix  ? dtype
+                                                       : DType::F32;
     BOOST_TEST((info->dtype == want), t.gguf_name << " is " << dtype_name(info->dtype));
     // The stored bytes are exactly the reference conversion of the tensor's F32 values.
     const auto values = synth_tensor_values(p, static_cast<int64_t>(vocab.size()), t, seed);
@@ -165,7 +165,7 @@ BOOST_AUTO_TEST_CASE(layer_pattern_is_five_sliding_then_one_full) {
 BOOST_AUTO_TEST_CASE(preset_12b_2l_has_the_real_layer_shapes) {
   const auto p = synth_preset("12b-2l");
   BOOST_TEST(p.rope_full_rotated_pairs == 64);
-  const auto plan = synth_tensor_plan(p, p.vocab_size);
+  const auto plan = gguf_text_plan(p, p.vocab_size);
   BOOST_TEST(plan.size() == 3u + 14 + 13);
   int64_t embd = 0, layer0 = 0, layer1 = 0, norm = 0;
   for (const auto& t : plan) {
@@ -252,8 +252,8 @@ BOOST_AUTO_TEST_CASE(same_seed_same_bytes_other_seed_other_values) {
   BOOST_TEST((a != c));
   // Every random tensor changes with the seed (rope_freqs is not random).
   const auto p = synth_preset("tiny");
-  for (const auto& t : synth_tensor_plan(p, 512)) {
-    if (t.init == SynthInit::RopeFreqs) continue;
+  for (const auto& t : gguf_text_plan(p, 512)) {
+    if (t.role == TensorRole::RopeFreqs) continue;
     BOOST_TEST((synth_tensor_values(p, 512, t, 11) != synth_tensor_values(p, 512, t, 12)),
                t.gguf_name);
   }
@@ -270,21 +270,21 @@ BOOST_AUTO_TEST_CASE(weight_scales) {
     const double m = s / v.size();
     return std::pair{m, std::sqrt(s2 / v.size() - m * m)};
   };
-  for (const auto& t : synth_tensor_plan(p, 512)) {
+  for (const auto& t : gguf_text_plan(p, 512)) {
     const auto v = synth_tensor_values(p, 512, t, 1);
-    if (t.init == SynthInit::Matrix) {
+    if (t.role == TensorRole::Matrix) {
       const auto [m, sd] = stats(v);
       BOOST_TEST(std::abs(m) < 0.05 / std::sqrt(double(t.ne[0])), t.gguf_name);
       BOOST_TEST(sd * std::sqrt(double(t.ne[0])) == 1.0, boost::test_tools::tolerance(0.03));
     }
-    if (t.init == SynthInit::Embedding) {
+    if (t.role == TensorRole::Embedding) {
       // logit std sqrt(2·(ln 512 − 1.74)) ≈ 3.0 spread over 256 dims.
       const auto [m, sd] = stats(v);
       BOOST_TEST(sd * 16.0 == std::sqrt(2.0 * (std::log(512.0) - 1.74)),
                  boost::test_tools::tolerance(0.03));
     }
-    if (t.init == SynthInit::OutputScale) BOOST_TEST((v[0] >= 0.5f && v[0] <= 1.0f));
-    if (t.init == SynthInit::Norm) {
+    if (t.role == TensorRole::OutputScale) BOOST_TEST((v[0] >= 0.5f && v[0] <= 1.0f));
+    if (t.role == TensorRole::Norm) {
       // 1 ± 10 %, on as few as 64 values: allow 5 standard errors of the mean (0.1/√n) and of
       // the std (≈ 1/√(2n) relative).
       const auto [m, sd] = stats(v);
@@ -292,7 +292,7 @@ BOOST_AUTO_TEST_CASE(weight_scales) {
       BOOST_TEST(std::abs(m - 1.0) < 5 * 0.1 / std::sqrt(n), t.gguf_name);
       BOOST_TEST(std::abs(sd / 0.1 - 1.0) < 5 / std::sqrt(2 * n), t.gguf_name);
     }
-    if (t.ne.size() == 1 && t.init != SynthInit::RopeFreqs)
+    if (t.ne.size() == 1 && t.role != TensorRole::RopeFreqs)
       for (float x : v) BOOST_TEST(bf16_to_f32(f32_to_bf16(x)) == x);  // on the bf16 grid
   }
 }
@@ -357,7 +357,7 @@ BOOST_AUTO_TEST_CASE(safetensors_equals_gguf) {
   BOOST_TEST(r.tensor_count == gguf->tensors().size() - 1);  // no rope_freqs in HF checkpoints
   const auto st = SafetensorsFile::open(o.out + "/model.safetensors");
   BOOST_TEST(st->tensors().size() == r.tensor_count);
-  for (const auto& t : synth_tensor_plan(p, 512)) {
+  for (const auto& t : gguf_text_plan(p, 512)) {
     if (t.hf_name.empty()) continue;
     const TensorRef* s = st->find(t.hf_name);
     BOOST_REQUIRE_MESSAGE(s, "missing " << t.hf_name);

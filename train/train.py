@@ -55,8 +55,15 @@ def speech_clip(rng, utts):
                 parts.append(np.zeros(int(rng.uniform(0.15, 0.8) * SR), np.float32))
             parts.append(samples.astype(np.float32) / 32768.0)
             words += w
-    lead = np.zeros(int(rng.uniform(0, 0.6) * SR) if rng.random() < 0.7 else 0, np.float32)
-    trail = np.zeros(int(rng.uniform(0, 0.6) * SR) if rng.random() < 0.7 else 0, np.float32)
+    speech_len = sum(len(p) for p in parts)
+    if rng.random() < 0.25:  # a short utterance somewhere in a long window: seconds of silence around it
+        room = max(0, int(rng.uniform(0.5, 1.0) * MAX_CLIP_S * SR) - speech_len)
+        n_lead = int(rng.uniform(0, 1) * room)
+        n_trail = room - n_lead
+    else:
+        n_lead = int(rng.uniform(0, 0.6) * SR) if rng.random() < 0.7 else 0
+        n_trail = int(rng.uniform(0, 0.6) * SR) if rng.random() < 0.7 else 0
+    lead, trail = np.zeros(n_lead, np.float32), np.zeros(n_trail, np.float32)
     x = np.concatenate([lead] + parts + [trail])[: int(MAX_CLIP_S * SR)]
     peak = float(np.abs(x).max()) or 1.0
     x *= 10 ** (rng.uniform(-30, 0) / 20) / peak
@@ -251,7 +258,7 @@ def lr_at(step, total, peak, warmup):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=os.environ.get("RAWFLOW_TRAIN_DIR", "/work/train-run"))
-    ap.add_argument("--steps", type=int, default=3800)
+    ap.add_argument("--steps", type=int, default=3400)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--speech-utterances", type=int, default=16000)
     ap.add_argument("--speech-batch", type=int, default=12)

@@ -3,10 +3,13 @@
 python3-gi and GstRtspServer).
 
     rtsp_server.py PORT [--audio aac|pcmu|opus|none] [--size WxH] [--fps N] [--mount /live]
+                   [--file MEDIA]
 
 Serves H.264 video (videotestsrc, x264enc tune=zerolatency, one keyframe a second, SPS/PPS with
 every keyframe) and a 440 Hz test tone on rtsp://127.0.0.1:PORT/MOUNT, over TCP or UDP as the client
-asks. PORT 0 picks a free port. Prints one line "READY <port> <url>" on stdout once it listens; a
+asks. With --file, the picture and sound of MEDIA instead (any file GStreamer decodes, played in
+real time from its start for each client, video re-encoded to H.264 and audio to --audio at
+48 kHz); the session ends with the file. PORT 0 picks a free port. Prints one line "READY <port> <url>" on stdout once it listens; a
 test reads it instead of sleeping. Each client gets its own pipeline (not shared), so every session
 starts with a keyframe. It exits by itself when the process that started it dies.
 
@@ -45,7 +48,18 @@ VALVE = "valve drop=false drop-mode=forward-sticky-events"
 FEEDS = ("feed0", "feed1")
 
 
+def file_launch_line(args):
+    uri = "file://" + os.path.abspath(args.file)
+    video = (f"d. ! queue ! videoconvert ! {VALVE} name={FEEDS[0]} ! x264enc tune=zerolatency speed-preset=ultrafast "
+             f"key-int-max={args.fps} ! rtph264pay name=pay0 pt=96 config-interval=1")
+    audio = (f"d. ! queue ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 ! {VALVE} name={FEEDS[1]} ! "
+             + AUDIO[args.audio])
+    return f"( uridecodebin uri={uri} name=d {video} {audio} )"
+
+
 def launch_line(args):
+    if args.file:
+        return file_launch_line(args)
     w, h = args.size.split("x")
     video = (
         f"videotestsrc is-live=true pattern=ball ! video/x-raw,width={w},height={h},framerate={args.fps}/1 "
@@ -99,6 +113,7 @@ def main():
     p.add_argument("--size", default="320x240")
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--mount", default="/live")
+    p.add_argument("--file", help="serve this media file's picture and sound instead of test sources")
     args = p.parse_args()
 
     Gst.init(None)

@@ -2,7 +2,9 @@
 # A smoke run of the training program (train/train.py --smoke: 200 cached utterances, 40 steps,
 # its evaluation on 4 clips per set): the loss must fall, and what it exports must load in rawflow
 # as a Hugging Face directory and, through `rawflow model convert`, as the GGUF pair, and run
-# `transcribe` and `describe` on real media from the test sets.
+# `transcribe` and `describe` on real media from the test sets. Then three_way_parity.sh on it:
+# rawflow = the training program's forward (audio and image prompts, both weight layouts) within
+# 1e-3, and llama.cpp = rawflow on the converted text GGUF.
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}"
 work=${RAWFLOW_TEST_WORK:-/tmp}/train-smoke
@@ -31,3 +33,4 @@ PY
 echo "transcribe: $(cat "$work/t.txt")"
 echo "describe: $(cat "$work/d.txt")"
 echo "smoke training: loss falls, the export loads and runs in rawflow (HF directory and GGUF pair)"
+RAWFLOW_DEMO_MODEL=$work/hf bash "$RAWFLOW_SOURCE_DIR/tests/train/three_way_parity.sh"

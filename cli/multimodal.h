@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "media/embed.h"
+#include "media/media_turn.h"
 #include "model/chat.h"
 #include "model/gemma4_audio.h"
 #include "model/gemma4_mmproj.h"
@@ -32,8 +33,7 @@ class MediaPrompt {
   void add_video(const std::string& path);
   void add_text(const std::string& text);
 
-  const std::vector<ChatPart>& parts() const { return parts_; }
-  const std::vector<MediaEmbedding>& media() const { return media_; }
+  const media::MediaTurn& turn() const { return turn_; }
   const Gemma4Mmproj& mmproj() const { return *mm_; }
   const Gemma4VisionEmbedder& vision();
   const Gemma4AudioEmbedder& audio();
@@ -45,8 +45,7 @@ class MediaPrompt {
   std::unique_ptr<Gemma4AudioEmbedder> audio_;
   int budget_ = 280;
   int frames_ = 32;
-  std::vector<ChatPart> parts_;
-  std::vector<MediaEmbedding> media_;
+  media::MediaTurn turn_;
 };
 
 }  // namespace rawflow::cli

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/audio_frames.h"
+
 namespace rawflow::media {
 
 // 8-bit RGB, rows top to bottom, pixels left to right, channels R, G, B interleaved (HWC).
@@ -20,7 +22,7 @@ struct RgbImage {
 
 // Mono float samples at the model's rate (spec §4: 16 kHz), nominally in [-1, 1].
 struct AudioClip {
-  static constexpr int kSampleRate = 16000;
+  static constexpr int kSampleRate = kAudioSampleRate;
   std::vector<float> samples;
   double start_seconds = 0;  // media time of samples[0]
 };

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "model/kernels/vec.h"
-#include "model/vision_patches.h"
+#include "model/audio_frames.h"
 
 namespace rawflow {
 

@@ -18,7 +18,7 @@ class Gemma4AudioEmbedder {
   int64_t out_dim() const { return projection_.out(); }
 
   // out[t·out_dim …] = soft token of frame t, for t < n. `frames`: n × 640 samples (see
-  // frame_audio in model/vision_patches.h). An all-zero frame gives an all-zero row.
+  // frame_audio in model/audio_frames.h). An all-zero frame gives an all-zero row.
   void embed_audio_frames(const float* frames, int64_t n, float* out) const;
 
  private:

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "model/tensor_ref.h"
+#include "model/audio_frames.h"
 #include "model/vision_patches.h"
 
 namespace rawflow {

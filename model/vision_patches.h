@@ -1,15 +1,13 @@
 #pragma once
-// The model-side input layout of images and audio (spec §3.2, §4): 48×48 tiles in row-major order
-// with their grid positions, and 640-sample audio frames. Pure functions, no decoding.
+// The model-side input layout of images (spec §3.2): 48×48 tiles in row-major order with their
+// grid positions. Pure functions, no decoding. Audio's is model/audio_frames.h.
 #include <cstdint>
-#include <span>
 #include <vector>
 
 namespace rawflow {
 
 inline constexpr int kPatchSide = 48;
 inline constexpr int64_t kPatchValues = kPatchSide * kPatchSide * 3;  // 6912
-inline constexpr int64_t kAudioFrameSamples = 640;                   // 40 ms at 16 kHz
 
 // How the 6912 values of one tile are ordered. HF safetensors weights want HWC
 // (v[(r·48 + c)·3 + ch]); llama.cpp's GGUF mmproj wants CHW (v[ch·2304 + r·48 + c]) because its
@@ -28,9 +26,5 @@ struct Patches {
 // Cuts an 8-bit RGB image (HWC, width and height multiples of 48 — throws EngineError otherwise)
 // into tiles in row-major order t = gy·cols + gx, values scaled to [0, 1].
 Patches patchify(const uint8_t* rgb, int width, int height, PatchOrder order);
-
-// Frames of 640 samples (hop 640); the last one zero-padded on the right: ceil(n / 640) frames,
-// none for n = 0. Returns frames × 640 floats.
-std::vector<float> frame_audio(std::span<const float> samples);
 
 }  // namespace rawflow

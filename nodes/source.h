@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "media/image.h"
+#include "model/audio_frames.h"
 #include "pipeline/config.h"
 
 namespace rawflow::media {
@@ -31,7 +32,7 @@ namespace rawflow::nodes {
 // so no reconnect happened). One instance per stream, used by its source thread only.
 class StreamTimeline {
  public:
-  static constexpr int64_t kSampleRate = 16000;
+  static constexpr int64_t kSampleRate = kAudioSampleRate;
   // Audio timestamps ahead of the audio clock by more than this are a gap. Below it: the offset
   // between the first audio and video timestamps of a connection, AAC frames (21 ms), jitter.
   static constexpr double kMaxAudioLagS = 0.25;

@@ -1,16 +1,22 @@
 #pragma once
-// `rawflow run`: the whole pipeline for one configuration, wired in one place (pipeline/graph.cpp):
+// `rawflow run`: the whole pipeline for one configuration, a oneTBB flow graph wired in one place
+// (Pipeline::Impl::build_graph in pipeline/graph.cpp; the picture is in docs/architecture.md):
 //
-//   sources (own threads) ─► windows ─► projection ─► decoder (scheduler thread) ─► outputs
-//   FFmpeg decode            tasks'      embedders     continuous batching          ZeroMQ, JSONL,
-//   reconnect, gaps          requests    + prompt      over all streams             stdout, metrics
+//   source[s] ──► framing[s] ──► projection ──► decoder ──► result_order ──► results ──► sink:*
+//   async_node     multifunction  multifunction  async_node   multifunction    broadcast   function
+//   FFmpeg thread  windows, gaps  embedders +    scheduler    finals in order               ZeroMQ,
+//   per stream     per stream     prompt         thread       per stream+task               JSONL,
+//                                                                                          stdout
+// (framing's gap/error events go to `results`; the projection's errors to `result_order`.)
 //
-// windows, projection and outputs are oneTBB flow-graph nodes (serial: each keeps per-stream
-// order); blocking work — network reads and the engine's forwards — stays on dedicated threads.
+// Blocking work stays off TBB's workers: each source reads on its own thread and feeds its
+// gateway; the engine's forwards run on the scheduler's thread, which feeds the decoder's gateway.
+// The node bodies are in nodes/, one file each, testable without the graph.
 #include <atomic>
 #include <memory>
 
 #include "pipeline/config.h"
+#include "pipeline/graph_map.h"
 
 namespace rawflow::pipeline {
 
@@ -19,15 +25,21 @@ struct RunSummary {
   int64_t audio_frames_in = 0, audio_frames_used = 0;  // over all streams
   int64_t video_frames_in = 0, video_frames_used = 0;
   double max_sequences_per_forward = 0;
+  // Busy time of the projection node and of the engine's forwards, and of that the time both
+  // were busy at once (OverlapMeter).
+  double projection_s = 0, forward_s = 0, overlap_s = 0;
 };
 
 class Pipeline {
  public:
+  // Loads the engine, opens the sinks and builds the graph; nothing flows before run().
   explicit Pipeline(PipelineConfig cfg);
   ~Pipeline();
   // Runs until every file stream has ended and its work is done, or until `stop` becomes true
   // (live streams run until then). Returns what happened.
   RunSummary run(const std::atomic<bool>& stop);
+  // The nodes and edges build_graph() made.
+  const GraphMap& graph_map() const;
 
  private:
   struct Impl;

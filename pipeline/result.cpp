@@ -53,6 +53,17 @@ std::string substitute(std::string_view scheme, std::string_view stream, std::st
 
 }  // namespace
 
+ResultEvent make_event(ResultEvent::Kind kind, std::string stream, std::string task,
+                       std::string model) {
+  ResultEvent e;
+  e.kind = kind;
+  e.stream = std::move(stream);
+  e.task = std::move(task);
+  e.wall_utc = utc_now_iso8601();
+  e.model = std::move(model);
+  return e;
+}
+
 const char* kind_name(ResultEvent::Kind k) {
   switch (k) {
     case ResultEvent::Kind::Partial:

@@ -32,6 +32,9 @@ struct ResultEvent {
   std::string stats_json;  // kind Stats: a JSON object with the counters (already serialized)
 };
 
+// An event of `kind` made now (wall_utc), about `stream` and `task` ("" for stream-level events).
+ResultEvent make_event(ResultEvent::Kind kind, std::string stream, std::string task,
+                       std::string model);
 const char* kind_name(ResultEvent::Kind k);
 // The schema-versioned JSON object (one line, no trailing newline).
 std::string to_json(const ResultEvent& e);

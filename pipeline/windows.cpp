@@ -8,7 +8,7 @@
 namespace rawflow::pipeline {
 namespace {
 
-constexpr int64_t kFrame = 640;  // samples per audio token (spec §4)
+constexpr int64_t kFrame = kAudioFrameSamples;
 
 int64_t frames_ceil(int64_t samples) { return (samples + kFrame - 1) / kFrame; }
 
@@ -154,6 +154,7 @@ void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
   }
   count_audio_used(r.audio_first_sample, end);
   r.id = next_request_id();
+  r.sequence = t.made++;
   r.created = std::chrono::steady_clock::now();
   out_.push_back(std::move(r));
 }
@@ -194,6 +195,7 @@ void StreamWindows::fire_interval(TaskState& t) {
   for (const HeldFrame& f : frames) video_used_.mark(f.index, f.index + 1);
   stats_.video_frames_used = video_used_.count();
   r.id = next_request_id();
+  r.sequence = t.made++;
   r.created = std::chrono::steady_clock::now();
   out_.push_back(std::move(r));
 }

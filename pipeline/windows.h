@@ -12,23 +12,32 @@
 #include <vector>
 
 #include "media/image.h"
+#include "model/audio_frames.h"
 #include "pipeline/config.h"
 
 namespace rawflow::pipeline {
 
-struct MediaRequest {
+// What identifies a request on its way through the graph, and what its events report. The
+// projection and decoder nodes carry it on (messages.h) after the media are gone.
+struct RequestInfo {
   uint64_t id = 0;
   size_t stream = 0;  // index into PipelineConfig::streams
   size_t task = 0;    // index into PipelineConfig::tasks
-  // The stream's overflow is drop_oldest (live streams by default): the scheduler may drop the
-  // request when the stream's queue is full.
+  // Per (stream, task), from 0 and without holes: the order its final results leave in.
+  uint64_t sequence = 0;
+  // The stream's overflow is drop_oldest (live streams by default): the projection node and the
+  // scheduler may drop the request when the stream's queue is full.
   bool droppable = false;
-  double start_s = 0, end_s = 0;        // media time covered
+  double start_s = 0, end_s = 0;  // media time covered
+  std::string start_utc;          // live streams: wall clock at start_s (framing node); else ""
+  std::chrono::steady_clock::time_point created;
+};
+
+struct MediaRequest : RequestInfo {
   std::vector<media::RgbImage> frames;  // in time order
   std::vector<double> frame_times;
   std::vector<float> audio;        // 16 kHz mono, [start, end) of the audio part
   int64_t audio_first_sample = 0;  // timeline sample index of audio[0]
-  std::chrono::steady_clock::time_point created;
 };
 
 // Units that went into requests, each counted once however many requests share it
@@ -82,7 +91,7 @@ class StreamWindows {
   double timeline_time() const { return received_ > 0 ? audio_time() : video_time_; }
 
  private:
-  static constexpr int64_t kRate = 16000;
+  static constexpr int64_t kRate = kAudioSampleRate;
   struct HeldFrame {
     double t = 0;
     int64_t index = 0;  // arrival number, for counting each frame once
@@ -93,6 +102,7 @@ class StreamWindows {
     const TaskConfig* cfg = nullptr;
     int64_t next_start = 0;         // transcribe: timeline sample index of the next window
     double next_at = 0;             // describe/prompt: end of the current interval
+    uint64_t made = 0;              // requests made: the next one's sequence number
     std::vector<HeldFrame> frames;  // kept for the current interval
   };
 

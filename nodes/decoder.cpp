@@ -1,0 +1,102 @@
+#include "nodes/decoder.h"
+
+#include <chrono>
+
+namespace rawflow::nodes {
+
+using pipeline::GenerationResult;
+using pipeline::GenerationStatus;
+using pipeline::Outcome;
+using pipeline::ResultEvent;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Requests that ended without running to their end, by why (rawflow_dropped_total).
+void count_unfinished(pipeline::StreamMetrics& m, const GenerationResult& r) {
+  const bool never_ran = r.prefill_ms == 0 && r.generated_tokens == 0;
+  if (r.status == GenerationStatus::Dropped) m.requests_dropped_queue_full.inc();
+  if (r.status == GenerationStatus::Deadline && never_ran) m.requests_dropped_deadline.inc();
+  if (r.status == GenerationStatus::Cancelled) m.requests_dropped_shutdown.inc();
+}
+
+}  // namespace
+
+Decoder::Decoder(const PipelineConfig& cfg, pipeline::BatchScheduler& scheduler,
+                 std::vector<pipeline::StreamHandles*> streams, std::string model)
+    : cfg_(cfg), scheduler_(scheduler), streams_(std::move(streams)), model_(std::move(model)) {}
+
+void Decoder::operator()(pipeline::DecodeJob job, Emit emit, std::function<void()> done) {
+  const pipeline::RequestInfo info = job.request;
+  const TaskConfig& task = cfg_.tasks[info.task];
+  pipeline::StreamHandles& s = *streams_[info.stream];
+  pipeline::GenerationRequest g;
+  g.id = info.id;
+  g.stream = cfg_.streams[info.stream].name;
+  g.task = task.name;
+  g.prompt = std::move(job.prompt);
+  g.sampling = task.sampling;
+  g.max_new_tokens = task.max_new_tokens;
+  g.created = info.created;
+  if (task.deadline_s > 0)
+    g.deadline = info.created + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(task.deadline_s));
+  g.live = info.droppable;
+  g.on_partial = [this, info, emit](const pipeline::TokenDelta& d) {
+    Outcome o = outcome(info, ResultEvent::Kind::Partial);
+    o.event.text = d.text;
+    o.event.generated_tokens = d.generated_tokens;
+    emit(std::move(o));
+  };
+  g.on_done = [this, info, emit, done, &s,
+               &task_metrics = s.tasks.at(info.task)](const GenerationResult& res) {
+    count_unfinished(s.metrics, res);
+    task_metrics.request_latency.observe(
+        std::chrono::duration<double>(Clock::now() - info.created).count());
+    task_metrics.prompt_tokens.inc(static_cast<double>(res.prompt_tokens));
+    task_metrics.generated_tokens.inc(static_cast<double>(res.generated_tokens));
+    emit(final_of(info, res));
+    done();
+  };
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!closed_) {
+    scheduler_.submit(std::move(g));
+    return;
+  }
+  lock.unlock();
+  GenerationResult res;
+  res.id = info.id;
+  res.status = GenerationStatus::Cancelled;
+  res.prompt_tokens = static_cast<int64_t>(g.prompt.tokens.size());
+  g.on_done(res);
+}
+
+void Decoder::close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+}
+
+Outcome Decoder::outcome(const pipeline::RequestInfo& r, ResultEvent::Kind kind) const {
+  Outcome o{r, make_event(kind, cfg_.streams[r.stream].name, cfg_.tasks[r.task].name, model_)};
+  o.event.request_id = r.id;
+  o.event.media_start_s = r.start_s;
+  o.event.media_start_utc = r.start_utc;
+  o.event.media_end_s = r.end_s;
+  return o;
+}
+
+Outcome Decoder::final_of(const pipeline::RequestInfo& r, const GenerationResult& res) const {
+  Outcome o = outcome(r, res.ok() ? ResultEvent::Kind::Final : ResultEvent::Kind::Error);
+  ResultEvent& e = o.event;
+  e.text = res.text;
+  e.prompt_tokens = res.prompt_tokens;
+  e.generated_tokens = res.generated_tokens;
+  e.queue_ms = res.queue_ms;
+  e.prefill_ms = res.prefill_ms;
+  e.decode_ms = res.decode_ms;
+  if (!res.ok())
+    e.error = std::string(to_string(res.status)) + (res.error.empty() ? "" : ": " + res.error);
+  return o;
+}
+
+}  // namespace rawflow::nodes

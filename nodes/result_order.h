@@ -1,0 +1,45 @@
+#pragma once
+// The result order node: finals (and errors) of one stream's task leave in the order their
+// requests were made, even when the scheduler finishes a later window first; partials are not
+// held back. A final also closes its request: the stream's ledger and the run's tally learn of it.
+//
+// Why not one tbb::flow::sequencer_node: it orders one sequence, and a single sequence over all
+// streams would hold every stream's results behind the slowest request of any of them. Order is
+// needed per (stream, task) only, each numbered from 0 by the framing node (RequestInfo::sequence).
+//
+// Graph use: a serial multifunction_node between the decoder (and the projection node's errors)
+// and the sinks.
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "pipeline/messages.h"
+#include "pipeline/run_tally.h"
+#include "pipeline/stream_handles.h"
+
+namespace rawflow::nodes {
+
+class ResultOrder {
+ public:
+  // References are kept. `streams[i]` belongs to stream index i.
+  ResultOrder(std::vector<pipeline::StreamHandles*> streams, pipeline::RunTally& tally);
+
+  // The events that may leave now, in order.
+  std::vector<pipeline::ResultEvent> operator()(pipeline::Outcome o);
+  // Finals waiting for an earlier one (all streams).
+  size_t held() const;
+
+ private:
+  struct Queue {
+    uint64_t next = 0;                               // the sequence number to release next
+    std::map<uint64_t, pipeline::ResultEvent> held;  // finished early, by sequence number
+  };
+  void release(size_t stream, pipeline::ResultEvent e, std::vector<pipeline::ResultEvent>& out);
+
+  std::vector<pipeline::StreamHandles*> streams_;
+  pipeline::RunTally& tally_;
+  std::map<std::pair<size_t, size_t>, Queue> queues_;  // by (stream, task)
+};
+
+}  // namespace rawflow::nodes

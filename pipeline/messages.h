@@ -1,0 +1,60 @@
+#pragma once
+// The messages on the graph's edges (pipeline/graph.cpp), in data-path order:
+//
+//   source gateway ─SourceUnit─► framing ─MediaRequest─► projection ─DecodeJob─► decoder
+//   ─Outcome─► result order ─ResultEvent─► sinks
+//
+// (framing and projection also send ResultEvents / Outcomes for gaps, errors and drops).
+#include <chrono>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "media/image.h"
+#include "model/multimodal_prompt.h"
+#include "pipeline/result.h"
+#include "pipeline/windows.h"
+
+namespace rawflow::pipeline {
+
+// What a source thread hands to the graph.
+struct VideoUnit {
+  media::RgbImage image;
+  double t = 0;  // on the stream timeline
+};
+struct AudioUnit {
+  std::vector<float> samples;  // 16 kHz mono
+  double t = 0;                // the first sample's place on the timeline
+};
+struct GapUnit {
+  double seconds = 0;
+  std::string why;
+};
+struct EndUnit {
+  bool ok = true;
+};
+struct ErrorUnit {
+  std::string message;
+};
+struct SourceUnit {
+  size_t stream = 0;
+  std::variant<VideoUnit, AudioUnit, GapUnit, EndUnit, ErrorUnit> body;
+  // When the unit reached the graph: live streams place the timeline on the wall clock with it.
+  std::chrono::system_clock::time_point arrived = std::chrono::system_clock::now();
+};
+
+// A request's prompt, embedded and tokenized: what the decoder runs.
+struct DecodeJob {
+  RequestInfo request;
+  PromptInput prompt;
+};
+
+// One event about a request (a partial, its final, or its error), with the request it belongs to:
+// the result order node releases finals per (stream, task) in `request.sequence` order.
+struct Outcome {
+  RequestInfo request;
+  ResultEvent event;
+  bool is_final() const { return event.kind != ResultEvent::Kind::Partial; }
+};
+
+}  // namespace rawflow::pipeline

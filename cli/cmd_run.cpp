@@ -51,6 +51,9 @@ int cmd_run(const CommandArgs& argv) {
   pipeline::Pipeline p(std::move(cfg));
   const pipeline::RunSummary s = p.run(g_stop);
   std::fprintf(stderr,
+               "rawflow run: busy %.2f s projecting, %.2f s in forwards, %.2f s both at once\n",
+               s.projection_s, s.forward_s, s.overlap_s);
+  std::fprintf(stderr,
                "rawflow run: %lld requests, %lld results, %lld errors, %lld gaps; audio frames "
                "%lld in / %lld used, video frames %lld in / %lld used; up to %.0f sequences per "
                "forward\n",

@@ -116,7 +116,7 @@ struct StreamMetrics {
   Counter& requests_dropped_deadline;  // expired before their first forward
   Counter& requests_dropped_shutdown;  // cancelled, unfinished, when the run stopped
   Counter& packets_dropped_decode_error;
-  // rawflow_queue_depth{queue=...}: source units waiting for the windows node; requests waiting
+  // rawflow_queue_depth{queue=...}: source units waiting for the framing node; requests waiting
   // to be embedded; requests made and not yet finished (what queue.max_pending_requests caps).
   Gauge& queue_windows;
   Gauge& queue_projection;
@@ -170,7 +170,7 @@ class PipelineMetrics {
   // Engine-wide.
   Histogram& sequences_per_forward();
   Counter& forward_seconds();         // wall time inside the engine's forward calls
-  Gauge& decode_tokens_per_second();  // set by the decoder node over its last report interval
+  Gauge& decode_tokens_per_second();  // set by Pipeline::run over its last report interval
 
   // Per sink (zmq, jsonl, stdout).
   Counter& sink_published(std::string_view sink);

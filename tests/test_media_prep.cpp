@@ -21,6 +21,7 @@
 #include "media/media_error.h"
 #include "media/resize.h"
 #include "media/video_sampling.h"
+#include "model/audio_frames.h"
 #include "model/error.h"
 #include "model/vision_patches.h"
 

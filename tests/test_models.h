@@ -40,4 +40,22 @@ inline const LoadedModel& tiny_model(uint64_t seed, const std::string& folder) {
   return *m;
 }
 
+// The `tiny` F32 model with its embedders (a `clip` mmproj GGUF next to it), synthesized with
+// `seed` into work_dir(folder) once per process; returns {model path, mmproj path}.
+inline std::pair<std::string, std::string> tiny_model_files_with_mmproj(uint64_t seed,
+                                                                        const std::string& folder) {
+  static std::map<std::pair<uint64_t, std::string>, std::pair<std::string, std::string>> cache;
+  auto it = cache.find({seed, folder});
+  if (it != cache.end()) return it->second;
+  SynthOptions o;
+  o.preset = "tiny";
+  o.dtype = DType::F32;
+  o.seed = seed;
+  o.out = work_dir(folder) + "/tiny-f32.gguf";
+  o.mmproj = true;
+  o.mmproj_out = work_dir(folder) + "/tiny-f32-mmproj.gguf";
+  synth_model(o);
+  return cache[{seed, folder}] = {o.out, o.mmproj_out};
+}
+
 }  // namespace rawflow::test

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "model/kernels/vec.h"
 #include "model/audio_frames.h"
+#include "model/kernels/vec.h"
 
 namespace rawflow {
 

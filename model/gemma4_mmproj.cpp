@@ -1,6 +1,5 @@
 #include "model/gemma4_mmproj.h"
 
-#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -25,33 +24,6 @@ constexpr std::string_view kVisionProjector = "gemma4uv";
 constexpr std::string_view kAudioProjector = "gemma4ua";
 constexpr int64_t kTeacherPatch = 16;  // clip.vision.patch_size; llama.cpp multiplies it by 3
 constexpr int64_t kPoolingKernel = 3;
-
-// The HF names a GGUF mmproj name comes from (on-disk, then current transformers; §7.4, §10.4),
-// for messages about a tensor missing from a checkpoint directory.
-constexpr std::array<std::array<std::string_view, 3>, 11> kHfNames = {{
-    {"v.patch_norm.1.weight", "model.vision_embedder.patch_ln1.weight",
-     "model.embed_vision.patch_ln1.weight"},
-    {"v.patch_norm.1.bias", "model.vision_embedder.patch_ln1.bias",
-     "model.embed_vision.patch_ln1.bias"},
-    {"v.patch_embd.weight", "model.vision_embedder.patch_dense.weight",
-     "model.embed_vision.patch_dense.weight"},
-    {"v.patch_embd.bias", "model.vision_embedder.patch_dense.bias",
-     "model.embed_vision.patch_dense.bias"},
-    {"v.patch_norm.2.weight", "model.vision_embedder.patch_ln2.weight",
-     "model.embed_vision.patch_ln2.weight"},
-    {"v.patch_norm.2.bias", "model.vision_embedder.patch_ln2.bias",
-     "model.embed_vision.patch_ln2.bias"},
-    {"v.position_embd.weight", "model.vision_embedder.pos_embedding",
-     "model.embed_vision.pos_embedding"},
-    {"v.patch_norm.3.weight", "model.vision_embedder.pos_norm.weight",
-     "model.embed_vision.pos_norm.weight"},
-    {"v.patch_norm.3.bias", "model.vision_embedder.pos_norm.bias",
-     "model.embed_vision.pos_norm.bias"},
-    {"mm.input_projection.weight", "model.embed_vision.embedding_projection.weight",
-     "model.embed_vision.multimodal_embedder.embedding_projection.weight"},
-    {"mm.a.input_projection.weight", "model.embed_audio.embedding_projection.weight",
-     "model.embed_audio.multimodal_embedder.embedding_projection.weight"},
-}};
 
 std::string shape_str(const std::vector<int64_t>& dims) {
   std::string s = "[";
@@ -110,10 +82,10 @@ class TensorChecker {
   }
   // "`v.patch_embd.weight`" or "`model.vision_embedder.patch_dense.weight` (or `...`)".
   std::string spelled(const std::string& name) const {
-    if (gguf_) return "`" + name + "`";
-    for (const auto& row : kHfNames)
-      if (row[0] == name) return "`" + std::string(row[1]) + "` (or `" + std::string(row[2]) + "`)";
-    return "`" + name + "`";
+    const std::vector<std::string> hf =
+        gguf_ ? std::vector<std::string>{} : hf_embedder_names(name);
+    if (hf.size() < 2) return "`" + name + "`";
+    return "`" + hf[0] + "` (or `" + hf[1] + "`)";
   }
   // "tensor `x` in FILE" for a tensor that exists.
   std::string where(const std::string& name) const {
@@ -235,10 +207,10 @@ void require_model_type(const ConfigSection& s, const char* want) {
                              " embedder (Gemma 4 unified) is supported");
 }
 
-bool any_vision_tensor(const TensorChecker& c) {
-  for (const auto& row : kHfNames)
-    if (row[0].starts_with("v.") && c.has(std::string(row[0]))) return true;
-  return c.has("mm.input_projection.weight");
+bool any_vision_tensor(const HfCheckpoint& hf) {
+  for (const TensorRef& t : hf.all())
+    if (t.name.starts_with("v.") || t.name == "mm.input_projection.weight") return true;
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,7 +335,7 @@ void Gemma4Mmproj::open_hf(const std::string& path) {
 
   const ConfigSection vc = section(cfg_path, cfg, "vision_config");
   const ConfigSection ac = section(cfg_path, cfg, "audio_config");
-  has_vision_ = vc.present() || any_vision_tensor(c);
+  has_vision_ = vc.present() || any_vision_tensor(*hf_);
   has_audio_ = ac.present() || c.has("mm.a.input_projection.weight");
   if (!has_vision_ && !has_audio_)
     throw ModelFileError(hf_->path() +

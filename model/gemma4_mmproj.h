@@ -10,8 +10,8 @@
 #include <memory>
 #include <string>
 
-#include "model/tensor_ref.h"
 #include "model/audio_frames.h"
+#include "model/tensor_ref.h"
 #include "model/vision_patches.h"
 
 namespace rawflow {

@@ -126,6 +126,20 @@ std::optional<std::string> hf_to_gguf_name(std::string_view hf_name) {
   return std::nullopt;
 }
 
+std::vector<std::string> hf_embedder_names(std::string_view gguf_name) {
+  std::vector<std::string> out;
+  for (const auto& [hf, gguf] : kProjectionNames)
+    if (gguf == gguf_name) out.emplace_back(hf);
+  // The first suffix that maps to it (pos_embedding before pos_embedding.weight), both prefixes.
+  for (const auto& [suffix, gguf] : kVisionNames)
+    if (gguf == gguf_name) {
+      for (std::string_view prefix : {"model.vision_embedder.", "model.embed_vision."})
+        out.push_back(std::string(prefix) + std::string(suffix));
+      break;
+    }
+  return out;
+}
+
 std::unique_ptr<HfCheckpoint> HfCheckpoint::open(const std::string& dir_arg) {
   std::error_code ec;
   fs::path dir(dir_arg);

@@ -19,6 +19,11 @@ namespace rawflow {
 // current transformers (`model.embed_vision.patch_ln1.*`, `...multimodal_embedder...`) names.
 std::optional<std::string> hf_to_gguf_name(std::string_view hf_name);
 
+// The other way, for the embedders' tensors (`v.*`, `mm.*`): the HF names hf_to_gguf_name maps to
+// `gguf_name`, the on-disk one first, then the transformers one; empty for other names. For
+// messages about a tensor missing from a checkpoint directory.
+std::vector<std::string> hf_embedder_names(std::string_view gguf_name);
+
 class HfCheckpoint : public WeightSource {
  public:
   // Opens `dir` (a path to a file inside it, e.g. config.json, is also accepted): reads config.json

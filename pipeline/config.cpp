@@ -4,193 +4,19 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <limits>
-#include <map>
 #include <optional>
 #include <sstream>
-#include <tuple>
+
+#include "pipeline/yaml_reader.h"
 
 namespace rawflow {
 namespace {
 
 namespace fs = std::filesystem;
-
-// ---------------------------------------------------------------------------------------------
-// Where a value came from, and the problems found so far.
-
-struct Location {
-  size_t rank = 0;  // overrides in command-line order come first, then the file
-  int line = 0;
-  int column = 0;
-  std::string text;  // "demo.yaml:12:5" or "--set engine.threads=x"
-};
-
-bool earlier(const Location& a, const Location& b) {
-  return std::tie(a.rank, a.line, a.column) < std::tie(b.rank, b.line, b.column);
-}
-
-// Problems are collected and the one earliest in the input is reported, so a user fixing errors
-// top to bottom sees them in that order whatever order the checks run in.
-class Diagnostics {
- public:
-  void add(Location at, std::string message) {
-    entries_.push_back({std::move(at), std::move(message)});
-  }
-  size_t count() const { return entries_.size(); }
-  void throw_if_any() const {
-    if (entries_.empty()) return;
-    const Entry* first = &entries_.front();
-    for (const Entry& e : entries_) {
-      if (earlier(e.at, first->at)) first = &e;
-    }
-    throw ConfigError(first->at.text + ": " + first->message);
-  }
-
- private:
-  struct Entry {
-    Location at;
-    std::string message;
-  };
-  std::vector<Entry> entries_;
-};
-
-// The YAML tree after overrides, and which of its nodes an override put there.
-class Document {
- public:
-  Document(std::string name, std::vector<std::string> overrides)
-      : name_(std::move(name)), overrides_(std::move(overrides)) {}
-
-  YAML::Node root;
-
-  const std::vector<std::string>& overrides() const { return overrides_; }
-
-  Location where(const YAML::Node& n) const {
-    for (const auto& [node, index] : overridden_) {
-      if (node.is(n)) return {index, 0, 0, "--set " + overrides_[index]};
-    }
-    const YAML::Mark m = n.Mark();
-    const int line = m.is_null() ? 1 : m.line + 1;
-    const int column = m.is_null() ? 1 : m.column + 1;
-    return {overrides_.size(), line, column,
-            name_ + ":" + std::to_string(line) + ":" + std::to_string(column)};
-  }
-
-  // A key created by an override has no mark of its own: it is where its value is.
-  Location where_key(const YAML::Node& key, const YAML::Node& value) const {
-    for (const auto& entry : overridden_) {
-      if (entry.first.is(key)) return where(key);
-    }
-    return key.Mark().is_null() ? where(value) : where(key);
-  }
-
-  void attribute(const YAML::Node& n, size_t override_index) {
-    overridden_.emplace_back(n, override_index);
-    if (n.IsMap()) {
-      for (auto it = n.begin(); it != n.end(); ++it) {
-        attribute(it->first, override_index);
-        attribute(it->second, override_index);
-      }
-    } else if (n.IsSequence()) {
-      for (auto it = n.begin(); it != n.end(); ++it) attribute(*it, override_index);
-    }
-  }
-
- private:
-  std::string name_;
-  std::vector<std::string> overrides_;
-  std::vector<std::pair<YAML::Node, size_t>> overridden_;
-};
-
-struct Context {
-  Document doc;
-  Diagnostics errors;
-  std::map<std::string, Location> locations;  // key path ("tasks[0].window_s") → its value
-
-  void fail(const std::string& path, std::string message) {
-    errors.add(at(path), path.empty() ? std::move(message) : path + ": " + message);
-  }
-
-  // Where a path's value was written, else the nearest enclosing map that was (a value inherited
-  // from stream_defaults or a default is located at the stream that uses it).
-  Location at(std::string path) const {
-    while (!path.empty()) {
-      if (auto it = locations.find(path); it != locations.end()) return it->second;
-      const size_t cut = path.find_last_of(".[");
-      path.resize(cut == std::string::npos ? 0 : cut);
-    }
-    if (auto it = locations.find(""); it != locations.end()) return it->second;
-    return doc.where(YAML::Node());
-  }
-};
-
-// ---------------------------------------------------------------------------------------------
-// Small text helpers.
-
-std::string format_number(double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-std::string join(const std::vector<std::string>& items, std::string_view sep = ", ") {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += sep;
-    out += items[i];
-  }
-  return out;
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1] ? 1 : 0)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// "; did you mean 'x'?" for a close match (at most 2 edits, and fewer than half the word).
-std::string suggestion(std::string_view given, const std::vector<std::string>& allowed) {
-  const std::string* best = nullptr;
-  size_t best_d = 3;
-  for (const std::string& a : allowed) {
-    const size_t d = edit_distance(given, a);
-    if (d < best_d && 2 * d < std::max(given.size(), a.size())) {
-      best = &a;
-      best_d = d;
-    }
-  }
-  return best ? "; did you mean '" + *best + "'?" : "";
-}
-
-// How a node that is not what was expected looks, for messages.
-std::string shown(const YAML::Node& n) {
-  if (n.IsNull()) return "nothing";
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a map";
-  std::string s = n.Scalar();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return "'" + s + "'";
-}
-
-bool is_name(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-}
+using namespace yaml_config;
 
 bool ends_with_ci(std::string_view s, std::string_view suffix) {
   if (s.size() < suffix.size()) return false;
@@ -215,300 +41,6 @@ std::string url_scheme(std::string_view url) {
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return lower;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Reading one YAML map: every key the parser asks for is allowed; the others are reported by
-// finish() with the allowed list. Values are type- and range-checked as they are read.
-
-struct Range {
-  double lo, hi;
-  bool lo_open = false, hi_open = false;
-  const char* note = nullptr;  // why the bound is there, appended to the message
-
-  bool contains(double v) const {
-    return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
-  }
-  std::string text() const {
-    return std::string(lo_open ? "(" : "[") + format_number(lo) + ", " + format_number(hi) +
-           (hi_open ? ")" : "]");
-  }
-};
-
-enum class TextRule { Any, NonEmpty, Name };
-
-template <class E>
-using Choices = std::initializer_list<std::pair<std::string_view, E>>;
-
-class MapReader {
- public:
-  MapReader(Context& cx, const YAML::Node& node, std::string path)
-      : cx_(cx), path_(std::move(path)), errors_at_start_(cx.errors.count()) {
-    if (!node.IsDefined()) return;
-    present_ = true;
-    cx_.locations[path_] = cx_.doc.where(node);
-    if (!node.IsNull() && !node.IsMap()) {
-      cx_.fail(path_, "expected a map of keys, got " + shown(node));
-      return;
-    }
-    is_map_ = true;  // a null value (`stdout:` with nothing below) is an empty map
-    if (node.IsNull()) return;
-    for (auto it = node.begin(); it != node.end(); ++it) add_entry(it->first, it->second);
-  }
-
-  bool present() const { return present_; }
-  // No problem was found in this map (or in maps read through it) since it was opened.
-  bool ok() const { return cx_.errors.count() == errors_at_start_; }
-  const std::string& path() const { return path_; }
-  std::string path_of(std::string_view key) const {
-    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
-  }
-  // The key is given with a value (not null).
-  bool has(std::string_view key) {
-    const Entry* e = find(key);
-    return e && !e->value.IsNull();
-  }
-
-  void declare(std::string_view key) {
-    if (std::find(declared_.begin(), declared_.end(), key) == declared_.end()) {
-      declared_.emplace_back(key);
-    }
-  }
-
-  // Reported by finish(), unless an unknown key there looks like a misspelling of it.
-  void require(std::string_view key) {
-    declare(key);
-    if (!is_map_) return;  // absent, or not a map: already reported by the caller or the reader
-    const Entry* e = find(key);
-    if (!e) {
-      missing_.emplace_back(key);
-    } else if (e->value.IsNull()) {
-      value_error(*e, "needs a value");
-    }
-  }
-
-  bool number(std::string_view key, double& out, const Range& range) {
-    const Entry* e = scalar(key, "a number");
-    if (!e) return false;
-    double v = 0;
-    if (!YAML::convert<double>::decode(e->value, v) || !std::isfinite(v)) {
-      return type_error(*e, "a number");
-    }
-    if (!range.contains(v)) {
-      return value_error(*e, e->value.Scalar() + " is out of range " + range.text() +
-                                 (range.note ? std::string(" (") + range.note + ")" : ""));
-    }
-    out = v;
-    return true;
-  }
-
-  template <class Int>
-  bool integer(std::string_view key, Int& out, int64_t lo, int64_t hi) {
-    const Entry* e = scalar(key, "an integer");
-    if (!e) return false;
-    int64_t v = 0;
-    if (!YAML::convert<int64_t>::decode(e->value, v)) return type_error(*e, "an integer");
-    if (v < lo || v > hi) {
-      return value_error(*e, e->value.Scalar() + " is out of range [" + std::to_string(lo) + ", " +
-                                 std::to_string(hi) + "]");
-    }
-    out = static_cast<Int>(v);
-    return true;
-  }
-
-  bool unsigned64(std::string_view key, uint64_t& out) {
-    const Entry* e = scalar(key, "a non-negative integer");
-    if (!e) return false;
-    if (!YAML::convert<uint64_t>::decode(e->value, out)) {
-      return type_error(*e, "a non-negative integer");
-    }
-    return true;
-  }
-
-  bool integer_in(std::string_view key, int& out, const std::vector<int>& allowed) {
-    int v = 0;
-    if (!integer(key, v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max())) {
-      return false;
-    }
-    if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
-      std::vector<std::string> names;
-      for (int a : allowed) names.push_back(std::to_string(a));
-      return value_error(*find(key), std::to_string(v) + " is not one of " + join(names));
-    }
-    out = v;
-    return true;
-  }
-
-  bool boolean(std::string_view key, bool& out) {
-    const Entry* e = scalar(key, "true or false");
-    if (!e) return false;
-    if (!YAML::convert<bool>::decode(e->value, out)) return type_error(*e, "true or false");
-    return true;
-  }
-
-  // A null value (`mmproj:`) or an empty override (`--set engine.mmproj=`) means "not given".
-  bool text(std::string_view key, std::string& out, TextRule rule = TextRule::Any) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e || e->value.IsNull()) return false;
-    if (!e->value.IsScalar()) return type_error(*e, "a string");
-    const std::string& s = e->value.Scalar();
-    if (rule == TextRule::NonEmpty && s.empty()) return value_error(*e, "must not be empty");
-    if (rule == TextRule::Name && !is_name(s)) {
-      return value_error(*e, "'" + s + "' is not a valid name (1 to 64 of A-Z a-z 0-9 _ -)");
-    }
-    out = s;
-    return true;
-  }
-
-  template <class E>
-  bool choice(std::string_view key, E& out, Choices<E> options) {
-    std::vector<std::string> names;
-    for (const auto& o : options) names.emplace_back(o.first);
-    const Entry* e = scalar(key, "one of " + join(names));
-    if (!e) return false;
-    for (const auto& o : options) {
-      if (e->value.Scalar() == o.first) {
-        out = o.second;
-        return true;
-      }
-    }
-    return value_error(*e, "'" + e->value.Scalar() + "' is not one of " + join(names) +
-                               suggestion(e->value.Scalar(), names));
-  }
-
-  // A list of names; each item's location is recorded as path[i].
-  bool names(std::string_view key, std::vector<std::string>& out) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e) return false;
-    if (!e->value.IsSequence()) return type_error(*e, "a list of names");
-    std::vector<std::string> items;
-    bool good = true;
-    for (size_t i = 0; i < e->value.size(); ++i) {
-      const YAML::Node item = e->value[i];
-      const std::string item_path = path_of(key) + "[" + std::to_string(i) + "]";
-      cx_.locations[item_path] = cx_.doc.where(item);
-      if (!item.IsScalar()) {
-        cx_.fail(item_path, "expected a name, got " + shown(item));
-        good = false;
-      } else {
-        items.push_back(item.Scalar());
-      }
-    }
-    if (good) out = std::move(items);
-    return good;
-  }
-
-  // A nested map, read by its own reader.
-  MapReader map(std::string_view key) {
-    declare(key);
-    const Entry* e = find(key);
-    return MapReader(cx_, e ? e->value : YAML::Node(YAML::NodeType::Undefined), path_of(key));
-  }
-
-  // A nested list (undefined node when absent); the caller reads its items.
-  YAML::Node list(std::string_view key, const std::string& what) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e) return YAML::Node(YAML::NodeType::Undefined);
-    if (!e->value.IsSequence()) {
-      type_error(*e, what);
-      return YAML::Node(YAML::NodeType::Undefined);
-    }
-    return e->value;
-  }
-
-  // Reports every key that was never asked for. Keys in `elsewhere` are known but do not apply
-  // here; `why` says so ("to a transcribe task").
-  void finish(const std::vector<std::string>& elsewhere = {}, std::string_view why = {}) {
-    const std::string where_text = path_.empty() ? "at the top level" : "in " + path_;
-    const std::string allowed = "; allowed: " + join(declared_);
-    std::vector<std::string> missing = missing_;
-    for (const Entry& e : entries_) {
-      if (std::find(declared_.begin(), declared_.end(), e.key) != declared_.end()) continue;
-      const Location at = cx_.doc.where_key(e.key_node, e.value);
-      if (e.key == "<<") {
-        cx_.errors.add(at, "YAML merge keys ('<<') are not supported by yaml-cpp 0.7 " +
-                               where_text +
-                               "; repeat the keys, or use stream_defaults for streams");
-      } else if (std::find(elsewhere.begin(), elsewhere.end(), e.key) != elsewhere.end()) {
-        cx_.errors.add(at, "key '" + e.key + "' " + where_text + " does not apply " +
-                               std::string(why) + allowed);
-      } else {
-        const std::string hint = suggestion(e.key, declared_);
-        cx_.errors.add(at, "unknown key '" + e.key + "' " + where_text + allowed + hint);
-        // `engin:` is reported as a misspelling of engine, not also as engine missing.
-        std::erase_if(missing, [&](const std::string& m) {
-          return !hint.empty() && hint == suggestion(e.key, {m});
-        });
-      }
-    }
-    for (const std::string& key : missing) {
-      cx_.fail(path_, "missing required key '" + key + "'");
-    }
-  }
-
- private:
-  struct Entry {
-    std::string key;
-    YAML::Node key_node;
-    YAML::Node value;
-  };
-
-  void add_entry(const YAML::Node& key, const YAML::Node& value) {
-    if (!key.IsScalar()) {
-      cx_.errors.add(cx_.doc.where(key), "a key " +
-                                             (path_.empty() ? "at the top level" : "in " + path_) +
-                                             " is " + shown(key) + "; keys are plain names");
-      return;
-    }
-    if (const Entry* first = find(key.Scalar())) {
-      cx_.errors.add(cx_.doc.where_key(key, value),
-                     "duplicate key '" + key.Scalar() + "' " +
-                         (path_.empty() ? "at the top level" : "in " + path_) + " (first at " +
-                         cx_.doc.where_key(first->key_node, first->value).text + ")");
-      return;
-    }
-    entries_.push_back({key.Scalar(), key, value});
-    cx_.locations[path_of(key.Scalar())] = cx_.doc.where(value);
-  }
-
-  const Entry* find(std::string_view key) const {
-    for (const Entry& e : entries_) {
-      if (e.key == key) return &e;
-    }
-    return nullptr;
-  }
-
-  // The entry of a key whose value must be a scalar; nullptr when absent or on a type error.
-  const Entry* scalar(std::string_view key, const std::string& expected) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e) return nullptr;
-    if (!e->value.IsScalar()) {
-      type_error(*e, expected);
-      return nullptr;
-    }
-    return e;
-  }
-
-  bool type_error(const Entry& e, const std::string& expected) {
-    return value_error(e, "expected " + expected + ", got " + shown(e.value));
-  }
-  bool value_error(const Entry& e, const std::string& message) {
-    cx_.errors.add(cx_.doc.where(e.value), path_of(e.key) + ": " + message);
-    return false;
-  }
-
-  Context& cx_;
-  std::string path_;
-  size_t errors_at_start_;
-  bool present_ = false;
-  bool is_map_ = false;
-  std::vector<Entry> entries_;
-  std::vector<std::string> missing_;
-  std::vector<std::string> declared_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // The schema: one reader per section. The order of reads is the order of keys in messages.
@@ -1130,126 +662,6 @@ PipelineConfig resolve(Context& cx, Draft& d, const fs::path& base) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// --set key=value: edits the YAML tree before it is read.
-
-bool is_index(std::string_view s) {
-  return !s.empty() && s.size() < 9 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// Plain text stays text (prompts may hold ': ' or '#'); a value starting with [ { " or ' is YAML,
-// so lists, maps and quoted strings can be given too.
-YAML::Node override_value(const std::string& value, const std::string& text) {
-  if (value.empty() || std::string_view("[{\"'").find(value.front()) == std::string_view::npos) {
-    return YAML::Node(value);
-  }
-  try {
-    return YAML::Load(value);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("--set " + text + ": the value is not valid YAML: " + e.msg);
-  }
-}
-
-class OverrideApplier {
- public:
-  OverrideApplier(Document& doc, size_t index)
-      : doc_(doc), index_(index), text_(doc.overrides()[index]) {}
-
-  void apply() {
-    const size_t eq = text_.find('=');
-    if (eq == std::string::npos || eq == 0) fail("expected key=value (e.g. engine.threads=4)");
-    std::vector<std::string> keys;
-    std::stringstream ss(text_.substr(0, eq));
-    for (std::string k; std::getline(ss, k, '.');) keys.push_back(k);
-    if (text_[eq - 1] == '.') keys.push_back("");
-    for (const std::string& k : keys) {
-      if (k.empty()) fail("empty key in '" + text_.substr(0, eq) + "'");
-    }
-    YAML::Node value = override_value(text_.substr(eq + 1), text_);
-    if (!doc_.root.IsDefined() || doc_.root.IsNull()) doc_.root.reset(fresh_map());
-    if (!doc_.root.IsMap()) fail("the configuration is not a map of keys");
-    YAML::Node cur;
-    cur.reset(doc_.root);
-    std::string walked;
-    for (size_t i = 0; i + 1 < keys.size(); ++i) {
-      YAML::Node next = child(cur, keys[i], is_index(keys[i + 1]), walked);
-      cur.reset(next);
-      walked += (walked.empty() ? "" : ".") + keys[i];
-    }
-    assign(cur, keys.back(), value, walked);
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& why) const {
-    throw ConfigError("--set " + text_ + ": " + why);
-  }
-
-  YAML::Node fresh_map() {
-    YAML::Node m(YAML::NodeType::Map);
-    doc_.attribute(m, index_);
-    return m;
-  }
-
-  std::string describe(const YAML::Node& n, const std::string& walked) const {
-    return "'" + walked + "' is " + shown(n) + ", not a map or list";
-  }
-
-  size_t list_index(const YAML::Node& list, const std::string& key,
-                    const std::string& walked) const {
-    if (!is_index(key)) fail("'" + walked + "' is a list; '" + key + "' is not an index");
-    const size_t i = std::stoul(key);
-    if (i > list.size()) {
-      fail("'" + walked + "' has " + std::to_string(list.size()) + " entries; index " + key +
-           " is past the end (use " + std::to_string(list.size()) + " to add one)");
-    }
-    return i;
-  }
-
-  // The child `key` of `cur`, created (as a list when the next key is an index) if absent.
-  YAML::Node child(YAML::Node& cur, const std::string& key, bool next_is_index,
-                   const std::string& walked) {
-    if (cur.IsNull()) cur = fresh_map();  // `stdout:` with nothing below becomes a map
-    if (cur.IsMap()) {
-      const YAML::Node& const_cur = cur;
-      if (!const_cur[key].IsDefined()) {
-        YAML::Node created(next_is_index ? YAML::NodeType::Sequence : YAML::NodeType::Map);
-        doc_.attribute(created, index_);
-        cur[key] = created;
-      }
-      return cur[key];
-    }
-    if (cur.IsSequence()) {
-      const size_t i = list_index(cur, key, walked);
-      if (i == cur.size()) cur.push_back(fresh_map());
-      return cur[i];
-    }
-    fail(describe(cur, walked));
-  }
-
-  void assign(YAML::Node& cur, const std::string& key, const YAML::Node& value,
-              const std::string& walked) {
-    doc_.attribute(value, index_);
-    if (cur.IsNull()) cur = fresh_map();
-    if (cur.IsMap()) {
-      cur[key] = value;
-    } else if (cur.IsSequence()) {
-      const size_t i = list_index(cur, key, walked);
-      if (i == cur.size()) {
-        cur.push_back(value);
-      } else {
-        cur[i] = value;
-      }
-    } else {
-      fail(describe(cur, walked));
-    }
-  }
-
-  Document& doc_;
-  size_t index_;
-  std::string text_;
-};
-
-// ---------------------------------------------------------------------------------------------
 // dump_config
 
 template <class E>
@@ -1260,13 +672,6 @@ std::string name_of(Choices<E> options, E value) {
   return "";
 }
 
-std::string num(double v) { return format_number(v); }
-std::string num(float v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
 void emit_stream(YAML::Emitter& out, const StreamConfig& s) {
   using namespace YAML;
   out << BeginMap;
@@ -1274,15 +679,15 @@ void emit_stream(YAML::Emitter& out, const StreamConfig& s) {
   out << Key << "kind" << Value << name_of(kStreamKinds, s.kind);
   out << Key << "rtsp_transport" << Value << name_of(kTransports, s.rtsp_transport);
   out << Key << "reconnect" << Value << BeginMap;
-  out << Key << "initial_delay_s" << Value << num(s.reconnect.initial_delay_s);
-  out << Key << "max_delay_s" << Value << num(s.reconnect.max_delay_s);
-  out << Key << "multiplier" << Value << num(s.reconnect.multiplier);
+  out << Key << "initial_delay_s" << Value << format_number(s.reconnect.initial_delay_s);
+  out << Key << "max_delay_s" << Value << format_number(s.reconnect.max_delay_s);
+  out << Key << "multiplier" << Value << format_number(s.reconnect.multiplier);
   out << Key << "max_attempts" << Value << s.reconnect.max_attempts << EndMap;
   out << Key << "watchdog" << Value << BeginMap;
-  out << Key << "open_timeout_s" << Value << num(s.watchdog.open_timeout_s);
-  out << Key << "read_timeout_s" << Value << num(s.watchdog.read_timeout_s) << EndMap;
+  out << Key << "open_timeout_s" << Value << format_number(s.watchdog.open_timeout_s);
+  out << Key << "read_timeout_s" << Value << format_number(s.watchdog.read_timeout_s) << EndMap;
   out << Key << "video" << Value << BeginMap << Key << "enabled" << Value << s.video.enabled;
-  out << Key << "sample_fps" << Value << num(s.video.sample_fps) << EndMap;
+  out << Key << "sample_fps" << Value << format_number(s.video.sample_fps) << EndMap;
   out << Key << "audio" << Value << BeginMap << Key << "enabled" << Value << s.audio.enabled
       << EndMap;
   out << Key << "queue" << Value << BeginMap;
@@ -1296,8 +701,8 @@ void emit_silence_gate(YAML::Emitter& out, const SilenceGate& g) {
   using namespace YAML;
   out << Key << "silence_gate" << Value << BeginMap;
   out << Key << "enabled" << Value << g.enabled;
-  out << Key << "threshold_dbfs" << Value << num(g.threshold_dbfs);
-  out << Key << "min_speech_s" << Value << num(g.min_speech_s) << EndMap;
+  out << Key << "threshold_dbfs" << Value << format_number(g.threshold_dbfs);
+  out << Key << "min_speech_s" << Value << format_number(g.min_speech_s) << EndMap;
 }
 
 void emit_task(YAML::Emitter& out, const TaskConfig& t) {
@@ -1305,25 +710,25 @@ void emit_task(YAML::Emitter& out, const TaskConfig& t) {
   out << BeginMap;
   out << Key << "name" << Value << t.name << Key << "kind" << Value << name_of(kTaskKinds, t.kind);
   if (t.kind == TaskKind::Transcribe) {
-    out << Key << "window_s" << Value << num(t.audio_window_s);
-    out << Key << "hop_s" << Value << num(t.interval_s);
+    out << Key << "window_s" << Value << format_number(t.audio_window_s);
+    out << Key << "hop_s" << Value << format_number(t.interval_s);
     if (!t.language.empty()) out << Key << "language" << Value << t.language;
   } else {
-    out << Key << "interval_s" << Value << num(t.interval_s);
+    out << Key << "interval_s" << Value << format_number(t.interval_s);
     out << Key << "frames_per_request" << Value << t.frames_per_request;
     out << Key << "image_budget" << Value << t.image_budget;
-    out << Key << "include_audio_s" << Value << num(t.audio_window_s);
+    out << Key << "include_audio_s" << Value << format_number(t.audio_window_s);
   }
   if (t.kind != TaskKind::Describe) emit_silence_gate(out, t.silence_gate);
   out << Key << "prompt" << Value << t.prompt;
   out << Key << "max_new_tokens" << Value << t.max_new_tokens;
-  out << Key << "deadline_s" << Value << num(t.deadline_s);
+  out << Key << "deadline_s" << Value << format_number(t.deadline_s);
   out << Key << "sampling" << Value << BeginMap << Key << "greedy" << Value << t.sampling.greedy;
   if (!t.sampling.greedy) {
-    out << Key << "temperature" << Value << num(t.sampling.temperature);
+    out << Key << "temperature" << Value << format_number(t.sampling.temperature);
     out << Key << "top_k" << Value << t.sampling.top_k;
-    out << Key << "top_p" << Value << num(t.sampling.top_p);
-    out << Key << "min_p" << Value << num(t.sampling.min_p);
+    out << Key << "top_p" << Value << format_number(t.sampling.top_p);
+    out << Key << "min_p" << Value << format_number(t.sampling.min_p);
     out << Key << "seed" << Value << t.sampling.seed;
   }
   out << EndMap << EndMap;
@@ -1373,7 +778,7 @@ void emit_metrics(YAML::Emitter& out, const MetricsConfig& m) {
     out << Key << "http" << Value << BeginMap << Key << "listen" << Value
         << host + ":" + std::to_string(m.http_port) << EndMap;
   }
-  out << Key << "interval_s" << Value << num(m.interval_s) << EndMap;
+  out << Key << "interval_s" << Value << format_number(m.interval_s) << EndMap;
 }
 
 }  // namespace
@@ -1420,7 +825,7 @@ PipelineConfig load_config_string(const std::string& text, const std::string& na
                       std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
   }
   try {
-    for (size_t i = 0; i < overrides.size(); ++i) OverrideApplier(cx.doc, i).apply();
+    apply_overrides(cx.doc);
     Draft draft = read_document(cx);
     cx.errors.throw_if_any();
     const fs::path dir = fs::path(name_for_messages).parent_path();

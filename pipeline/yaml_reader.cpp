@@ -179,6 +179,18 @@ bool MapReader::has(std::string_view key) const {
   return e && !e->value.IsNull();
 }
 
+std::vector<std::string> MapReader::given_keys() const {
+  std::vector<std::string> keys;
+  for (const Entry& e : entries_) {
+    if (!e.value.IsNull()) keys.push_back(e.key);
+  }
+  return keys;
+}
+
+void MapReader::fail(std::string_view key, std::string message) {
+  cx_.fail(path_of(key), std::move(message));
+}
+
 void MapReader::declare(std::string_view key) {
   if (std::find(declared_.begin(), declared_.end(), key) == declared_.end()) {
     declared_.emplace_back(key);
@@ -320,6 +332,8 @@ YAML::Node MapReader::list(std::string_view key, const std::string& what) {
 }
 
 void MapReader::finish(const std::vector<std::string>& elsewhere, std::string_view why) {
+  errors_before_finish_ = cx_.errors.count();
+  finished_ = true;
   const std::string allowed = "; allowed: " + join(declared_);
   std::vector<std::string> missing = missing_;
   for (const Entry& e : entries_) {

@@ -2,7 +2,7 @@
 // Reading a YAML configuration with diagnostics a user can act on: every problem is located
 // (`file:line:column`, or the `--set key=value` that put the value there), the earliest one is
 // reported, unknown keys list the allowed ones and suggest the nearest. Knows nothing of rawflow's
-// keys: pipeline/config.cpp asks for them.
+// keys: pipeline/field_table.h declares keys on top of MapReader, pipeline/config.cpp uses both.
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -74,6 +74,8 @@ struct Context {
   // Where a path's value was written, else the nearest enclosing map that was (a value inherited
   // from stream_defaults or a default is located at the stream that uses it).
   Location at(std::string path) const;
+  // The key at exactly this path was written (in the file or by an override).
+  bool given(const std::string& path) const { return locations.count(path) > 0; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -116,10 +118,20 @@ class MapReader {
   bool present() const { return present_; }
   // No problem was found in this map (or in maps read through it) since it was opened.
   bool ok() const { return cx_.errors.count() == errors_at_start_; }
+  // The same, unknown keys aside: every value asked for is valid. A rule relating values can
+  // check them while an unknown key is also reported; the earlier of the two is shown.
+  bool values_ok() const {
+    return (finished_ ? errors_before_finish_ : cx_.errors.count()) == errors_at_start_;
+  }
   const std::string& path() const { return path_; }
   std::string path_of(std::string_view key) const;
   // The key is given with a value (not null).
   bool has(std::string_view key) const;
+  // The keys given with a value, in the order written.
+  std::vector<std::string> given_keys() const;
+  // Reports a problem of the key's value (or of the map, for an empty key), located where it was
+  // written; for rules that relate several keys.
+  void fail(std::string_view key, std::string message);
 
   void declare(std::string_view key);
   // Reported by finish(), unless an unknown key there looks like a misspelling of it.
@@ -127,13 +139,6 @@ class MapReader {
 
   bool number(std::string_view key, double& out, const Range& range);
   bool integer(std::string_view key, int64_t& out, int64_t lo, int64_t hi);
-  template <class Int>
-  bool integer(std::string_view key, Int& out, int64_t lo, int64_t hi) {
-    int64_t v = 0;
-    if (!integer(key, v, lo, hi)) return false;
-    out = static_cast<Int>(v);
-    return true;
-  }
   bool unsigned64(std::string_view key, uint64_t& out);
   bool integer_in(std::string_view key, int& out, const std::vector<int>& allowed);
   bool boolean(std::string_view key, bool& out);
@@ -141,15 +146,6 @@ class MapReader {
   bool text(std::string_view key, std::string& out, TextRule rule = TextRule::Any);
   // The scalar must be one of `names`; `index` is its position there.
   bool choice(std::string_view key, size_t& index, const std::vector<std::string>& names);
-  template <class E>
-  bool choice(std::string_view key, E& out, Choices<E> options) {
-    std::vector<std::string> names;
-    for (const auto& o : options) names.emplace_back(o.first);
-    size_t i = 0;
-    if (!choice(key, i, names)) return false;
-    out = (options.begin() + i)->second;
-    return true;
-  }
   // A list of names; each item's location is recorded as path[i].
   bool names(std::string_view key, std::vector<std::string>& out);
   // A nested map, read by its own reader.
@@ -181,6 +177,8 @@ class MapReader {
   Context& cx_;
   std::string path_;
   size_t errors_at_start_;
+  size_t errors_before_finish_ = 0;
+  bool finished_ = false;
   bool present_ = false;
   bool is_map_ = false;
   std::vector<Entry> entries_;

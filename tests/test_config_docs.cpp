@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE test_config_docs
+#include <yaml-cpp/yaml.h>
+
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -17,11 +19,28 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The keys of docs/config.md's reference tables (those whose header starts `| key | type |`), as
-// full paths: a row `reconnect.max_attempts` under `## \`streams[]\`` is
-// "streams[].reconnect.max_attempts"; rows under "## Top level" have no prefix. Repeats are kept.
-std::vector<std::string> documented_keys(const std::string& markdown) {
-  std::vector<std::string> keys;
+// A row of docs/config.md's reference tables (those whose header starts `| key | type |`).
+struct DocRow {
+  // Full path: a row `reconnect.max_attempts` under "## `streams[]`" is
+  // "streams[].reconnect.max_attempts"; rows under "## Top level" have no prefix.
+  std::string key;
+  std::string default_cell;  // as written, trimmed: "`30`", "**required**", "auto"
+};
+
+std::string trimmed(const std::string& s) {
+  const size_t b = s.find_first_not_of(' '), e = s.find_last_not_of(' ');
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> cells(const std::string& row) {
+  std::vector<std::string> out;
+  std::istringstream in(row.substr(1));
+  for (std::string cell; std::getline(in, cell, '|');) out.push_back(trimmed(cell));
+  return out;
+}
+
+std::vector<DocRow> documented_rows(const std::string& markdown) {
+  std::vector<DocRow> rows;
   std::string prefix;
   bool in_key_table = false;
   std::istringstream lines(markdown);
@@ -42,10 +61,19 @@ std::vector<std::string> documented_keys(const std::string& markdown) {
       continue;
     }
     if (!in_key_table || line.rfind("|---", 0) == 0) continue;
-    const size_t open = line.find('`'), close = line.find('`', open + 1), bar = line.find('|', 1);
-    BOOST_TEST_REQUIRE(open < bar, "a key row whose first cell is not `key`: " << line);
-    keys.push_back(prefix + line.substr(open + 1, close - open - 1));
+    const std::vector<std::string> c = cells(line);
+    BOOST_TEST_REQUIRE(c.size() >= 4u, "a key row with fewer than 4 cells: " << line);
+    BOOST_TEST_REQUIRE((c[0].size() > 2 && c[0].front() == '`' && c[0].back() == '`'),
+                       "a key row whose first cell is not `key`: " << line);
+    rows.push_back({prefix + c[0].substr(1, c[0].size() - 2), c[2]});
   }
+  return rows;
+}
+
+// The documented keys, repeats kept.
+std::vector<std::string> documented_keys(const std::string& markdown) {
+  std::vector<std::string> keys;
+  for (const DocRow& row : documented_rows(markdown)) keys.push_back(row.key);
   return keys;
 }
 
@@ -89,6 +117,73 @@ BOOST_AUTO_TEST_CASE(docs_list_exactly_the_keys_the_tables_hold) {
   }
   const std::set<std::string> once(documented.begin(), documented.end());
   BOOST_TEST(once.size() == documented.size(), "docs/config.md documents a key twice");
+}
+
+// The value `path` has in a dumped configuration ("" when the dump does not show it); a list's
+// items ("tasks[].window_s") are searched in order for the first that has the key.
+std::string dumped_value(const YAML::Node& node, const std::string& path) {
+  const size_t dot = path.find('.');
+  const std::string head = path.substr(0, dot),
+                    rest = dot == std::string::npos ? "" : path.substr(dot + 1);
+  const bool list = head.size() > 2 && head.compare(head.size() - 2, 2, "[]") == 0;
+  const YAML::Node child = node[list ? head.substr(0, head.size() - 2) : head];
+  if (!child.IsDefined()) return "";
+  if (list) {
+    for (const YAML::Node& item : child) {
+      if (std::string v = dumped_value(item, rest); !v.empty()) return v;
+    }
+    return "";
+  }
+  if (rest.empty()) return child.IsScalar() ? child.Scalar() : "";
+  return child.IsMap() ? dumped_value(child, rest) : "";
+}
+
+bool same_value(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  char* end_a = nullptr;
+  char* end_b = nullptr;
+  const double x = std::strtod(a.c_str(), &end_a), y = std::strtod(b.c_str(), &end_b);
+  return !a.empty() && !b.empty() && *end_a == 0 && *end_b == 0 && x == y;
+}
+
+// A default the docs state as one value (`30`, `tcp`, `{stream}/{task}`) is the loader's: the
+// dump of a configuration made of the required keys only (every section on) shows it.
+BOOST_AUTO_TEST_CASE(documented_defaults_are_the_loaders) {
+  const PipelineConfig minimal = load_config_string(
+      "streams:\n"
+      "  - {name: cam, url: clip.mkv}\n"
+      "tasks:\n"
+      "  - kind: transcribe\n"
+      "  - kind: describe\n"
+      "  - {kind: prompt, prompt: p, sampling: {greedy: false}}\n"
+      "engine: {model: m.gguf, mmproj: p.gguf}\n"
+      "outputs:\n"
+      "  zmq: {endpoint: 'tcp://127.0.0.1:1'}\n"
+      "  jsonl: {path: r.jsonl}\n"
+      "  stdout:\n"
+      "metrics:\n"
+      "  http:\n",
+      "t.yaml");
+  const YAML::Node dump = YAML::Load(dump_config(minimal));
+  const std::vector<DocRow> rows = documented_rows(docs_config_md());
+  std::set<std::string> names;  // "window_s" of "tasks[].window_s"
+  for (const DocRow& row : rows) names.insert(row.key.substr(row.key.find_last_of(".") + 1));
+  size_t compared = 0;
+  for (const DocRow& row : rows) {
+    const std::string& cell = row.default_cell;
+    const bool one_value = cell.size() > 2 && cell.front() == '`' && cell.back() == '`' &&
+                           cell.find_first_of(" (`", 1) == cell.size() - 1;
+    if (!one_value) continue;  // **required**, auto, "from the URL", `max(512, …)`, …
+    const std::string documented = cell.substr(1, cell.size() - 2);
+    const std::string loaded = dumped_value(dump, row.key);
+    // Not dumped (`enabled` of a section that is on, overlap_s), or another key's value (hop_s).
+    if (loaded.empty() || names.count(documented)) continue;
+    ++compared;
+    BOOST_TEST(same_value(documented, loaded), "docs/config.md says `"
+                                                   << row.key << "` defaults to " << documented
+                                                   << "; the loader gives " << loaded);
+  }
+  BOOST_TEST(compared >= 35u);  // 40 when written
 }
 
 // Keys are read under their own names and nested where the document has them.

@@ -120,7 +120,8 @@ template <class S>
 struct FieldTable {
   std::vector<Field<S>> fields;
   // Relations between this map's keys, run after every key is read and the unknown ones are
-  // reported (r.ok() says whether all were fine). Hand-written: what a row cannot say.
+  // reported (r.ok() says whether all were fine, r.values_ok() the same with unknown keys aside).
+  // Hand-written: what a row cannot say.
   std::function<void(MapReader&, S&)> rule = nullptr;
   // For keys of rows that do not apply to this struct: why ("to a describe task").
   std::function<std::string(const S&)> not_applicable = nullptr;

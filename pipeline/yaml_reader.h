@@ -2,7 +2,8 @@
 // Reading a YAML configuration with diagnostics a user can act on: every problem is located
 // (`file:line:column`, or the `--set key=value` that put the value there), the earliest one is
 // reported, unknown keys list the allowed ones and suggest the nearest. Knows nothing of rawflow's
-// keys: pipeline/field_table.h declares keys on top of MapReader, pipeline/config.cpp uses both.
+// keys: pipeline/field_table.h declares keys on top of MapReader, pipeline/config_keys.cpp holds
+// rawflow's.
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>

@@ -4,192 +4,26 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <limits>
-#include <map>
-#include <optional>
 #include <sstream>
-#include <tuple>
+
+#include "pipeline/config_keys.h"
+#include "pipeline/yaml_reader.h"
+
+// Loading a configuration: the YAML tree, the `--set` overrides on it, stage 1 (every key of every
+// map, by the tables of pipeline/config_keys.cpp), stage 2 (relations between sections, defaults
+// that depend on them, paths; below).
 
 namespace rawflow {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace yaml_config;
 
-// ---------------------------------------------------------------------------------------------
-// Where a value came from, and the problems found so far.
-
-struct Location {
-  size_t rank = 0;  // overrides in command-line order come first, then the file
-  int line = 0;
-  int column = 0;
-  std::string text;  // "demo.yaml:12:5" or "--set engine.threads=x"
-};
-
-bool earlier(const Location& a, const Location& b) {
-  return std::tie(a.rank, a.line, a.column) < std::tie(b.rank, b.line, b.column);
-}
-
-// Problems are collected and the one earliest in the input is reported, so a user fixing errors
-// top to bottom sees them in that order whatever order the checks run in.
-class Diagnostics {
- public:
-  void add(Location at, std::string message) {
-    entries_.push_back({std::move(at), std::move(message)});
-  }
-  size_t count() const { return entries_.size(); }
-  void throw_if_any() const {
-    if (entries_.empty()) return;
-    const Entry* first = &entries_.front();
-    for (const Entry& e : entries_) {
-      if (earlier(e.at, first->at)) first = &e;
-    }
-    throw ConfigError(first->at.text + ": " + first->message);
-  }
-
- private:
-  struct Entry {
-    Location at;
-    std::string message;
-  };
-  std::vector<Entry> entries_;
-};
-
-// The YAML tree after overrides, and which of its nodes an override put there.
-class Document {
- public:
-  Document(std::string name, std::vector<std::string> overrides)
-      : name_(std::move(name)), overrides_(std::move(overrides)) {}
-
-  YAML::Node root;
-
-  const std::vector<std::string>& overrides() const { return overrides_; }
-
-  Location where(const YAML::Node& n) const {
-    for (const auto& [node, index] : overridden_) {
-      if (node.is(n)) return {index, 0, 0, "--set " + overrides_[index]};
-    }
-    const YAML::Mark m = n.Mark();
-    const int line = m.is_null() ? 1 : m.line + 1;
-    const int column = m.is_null() ? 1 : m.column + 1;
-    return {overrides_.size(), line, column,
-            name_ + ":" + std::to_string(line) + ":" + std::to_string(column)};
-  }
-
-  // A key created by an override has no mark of its own: it is where its value is.
-  Location where_key(const YAML::Node& key, const YAML::Node& value) const {
-    for (const auto& entry : overridden_) {
-      if (entry.first.is(key)) return where(key);
-    }
-    return key.Mark().is_null() ? where(value) : where(key);
-  }
-
-  void attribute(const YAML::Node& n, size_t override_index) {
-    overridden_.emplace_back(n, override_index);
-    if (n.IsMap()) {
-      for (auto it = n.begin(); it != n.end(); ++it) {
-        attribute(it->first, override_index);
-        attribute(it->second, override_index);
-      }
-    } else if (n.IsSequence()) {
-      for (auto it = n.begin(); it != n.end(); ++it) attribute(*it, override_index);
-    }
-  }
-
- private:
-  std::string name_;
-  std::vector<std::string> overrides_;
-  std::vector<std::pair<YAML::Node, size_t>> overridden_;
-};
-
-struct Context {
-  Document doc;
-  Diagnostics errors;
-  std::map<std::string, Location> locations;  // key path ("tasks[0].window_s") → its value
-
-  void fail(const std::string& path, std::string message) {
-    errors.add(at(path), path.empty() ? std::move(message) : path + ": " + message);
-  }
-
-  // Where a path's value was written, else the nearest enclosing map that was (a value inherited
-  // from stream_defaults or a default is located at the stream that uses it).
-  Location at(std::string path) const {
-    while (!path.empty()) {
-      if (auto it = locations.find(path); it != locations.end()) return it->second;
-      const size_t cut = path.find_last_of(".[");
-      path.resize(cut == std::string::npos ? 0 : cut);
-    }
-    if (auto it = locations.find(""); it != locations.end()) return it->second;
-    return doc.where(YAML::Node());
-  }
-};
-
-// ---------------------------------------------------------------------------------------------
-// Small text helpers.
-
-std::string format_number(double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-std::string join(const std::vector<std::string>& items, std::string_view sep = ", ") {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += sep;
-    out += items[i];
-  }
-  return out;
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1] ? 1 : 0)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-// "; did you mean 'x'?" for a close match (at most 2 edits, and fewer than half the word).
-std::string suggestion(std::string_view given, const std::vector<std::string>& allowed) {
-  const std::string* best = nullptr;
-  size_t best_d = 3;
-  for (const std::string& a : allowed) {
-    const size_t d = edit_distance(given, a);
-    if (d < best_d && 2 * d < std::max(given.size(), a.size())) {
-      best = &a;
-      best_d = d;
-    }
-  }
-  return best ? "; did you mean '" + *best + "'?" : "";
-}
-
-// How a node that is not what was expected looks, for messages.
-std::string shown(const YAML::Node& n) {
-  if (n.IsNull()) return "nothing";
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a map";
-  std::string s = n.Scalar();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return "'" + s + "'";
-}
-
-bool is_name(std::string_view s) {
-  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
+std::string indexed(std::string_view list, size_t i) {
+  return std::string(list) + "[" + std::to_string(i) + "]";
 }
 
 bool ends_with_ci(std::string_view s, std::string_view suffix) {
@@ -217,698 +51,10 @@ std::string url_scheme(std::string_view url) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading one YAML map: every key the parser asks for is allowed; the others are reported by
-// finish() with the allowed list. Values are type- and range-checked as they are read.
+// Stage 1: every value on its own (types, ranges, keys) and the relations within one map.
 
-struct Range {
-  double lo, hi;
-  bool lo_open = false, hi_open = false;
-  const char* note = nullptr;  // why the bound is there, appended to the message
-
-  bool contains(double v) const {
-    return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
-  }
-  std::string text() const {
-    return std::string(lo_open ? "(" : "[") + format_number(lo) + ", " + format_number(hi) +
-           (hi_open ? ")" : "]");
-  }
-};
-
-enum class TextRule { Any, NonEmpty, Name };
-
-template <class E>
-using Choices = std::initializer_list<std::pair<std::string_view, E>>;
-
-class MapReader {
- public:
-  MapReader(Context& cx, const YAML::Node& node, std::string path)
-      : cx_(cx), path_(std::move(path)), errors_at_start_(cx.errors.count()) {
-    if (!node.IsDefined()) return;
-    present_ = true;
-    cx_.locations[path_] = cx_.doc.where(node);
-    if (!node.IsNull() && !node.IsMap()) {
-      cx_.fail(path_, "expected a map of keys, got " + shown(node));
-      return;
-    }
-    is_map_ = true;  // a null value (`stdout:` with nothing below) is an empty map
-    if (node.IsNull()) return;
-    for (auto it = node.begin(); it != node.end(); ++it) add_entry(it->first, it->second);
-  }
-
-  bool present() const { return present_; }
-  // No problem was found in this map (or in maps read through it) since it was opened.
-  bool ok() const { return cx_.errors.count() == errors_at_start_; }
-  const std::string& path() const { return path_; }
-  std::string path_of(std::string_view key) const {
-    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
-  }
-  // The key is given with a value (not null).
-  bool has(std::string_view key) {
-    const Entry* e = find(key);
-    return e && !e->value.IsNull();
-  }
-
-  void declare(std::string_view key) {
-    if (std::find(declared_.begin(), declared_.end(), key) == declared_.end()) {
-      declared_.emplace_back(key);
-    }
-  }
-
-  // Reported by finish(), unless an unknown key there looks like a misspelling of it.
-  void require(std::string_view key) {
-    declare(key);
-    if (!is_map_) return;  // absent, or not a map: already reported by the caller or the reader
-    const Entry* e = find(key);
-    if (!e) {
-      missing_.emplace_back(key);
-    } else if (e->value.IsNull()) {
-      value_error(*e, "needs a value");
-    }
-  }
-
-  bool number(std::string_view key, double& out, const Range& range) {
-    const Entry* e = scalar(key, "a number");
-    if (!e) return false;
-    double v = 0;
-    if (!YAML::convert<double>::decode(e->value, v) || !std::isfinite(v)) {
-      return type_error(*e, "a number");
-    }
-    if (!range.contains(v)) {
-      return value_error(*e, e->value.Scalar() + " is out of range " + range.text() +
-                                 (range.note ? std::string(" (") + range.note + ")" : ""));
-    }
-    out = v;
-    return true;
-  }
-
-  template <class Int>
-  bool integer(std::string_view key, Int& out, int64_t lo, int64_t hi) {
-    const Entry* e = scalar(key, "an integer");
-    if (!e) return false;
-    int64_t v = 0;
-    if (!YAML::convert<int64_t>::decode(e->value, v)) return type_error(*e, "an integer");
-    if (v < lo || v > hi) {
-      return value_error(*e, e->value.Scalar() + " is out of range [" + std::to_string(lo) + ", " +
-                                 std::to_string(hi) + "]");
-    }
-    out = static_cast<Int>(v);
-    return true;
-  }
-
-  bool unsigned64(std::string_view key, uint64_t& out) {
-    const Entry* e = scalar(key, "a non-negative integer");
-    if (!e) return false;
-    if (!YAML::convert<uint64_t>::decode(e->value, out)) {
-      return type_error(*e, "a non-negative integer");
-    }
-    return true;
-  }
-
-  bool integer_in(std::string_view key, int& out, const std::vector<int>& allowed) {
-    int v = 0;
-    if (!integer(key, v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max())) {
-      return false;
-    }
-    if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
-      std::vector<std::string> names;
-      for (int a : allowed) names.push_back(std::to_string(a));
-      return value_error(*find(key), std::to_string(v) + " is not one of " + join(names));
-    }
-    out = v;
-    return true;
-  }
-
-  bool boolean(std::string_view key, bool& out) {
-    const Entry* e = scalar(key, "true or false");
-    if (!e) return false;
-    if (!YAML::convert<bool>::decode(e->value, out)) return type_error(*e, "true or false");
-    return true;
-  }
-
-  // A null value (`mmproj:`) or an empty override (`--set engine.mmproj=`) means "not given".
-  bool text(std::string_view key, std::string& out, TextRule rule = TextRule::Any) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e || e->value.IsNull()) return false;
-    if (!e->value.IsScalar()) return type_error(*e, "a string");
-    const std::string& s = e->value.Scalar();
-    if (rule == TextRule::NonEmpty && s.empty()) return value_error(*e, "must not be empty");
-    if (rule == TextRule::Name && !is_name(s)) {
-      return value_error(*e, "'" + s + "' is not a valid name (1 to 64 of A-Z a-z 0-9 _ -)");
-    }
-    out = s;
-    return true;
-  }
-
-  template <class E>
-  bool choice(std::string_view key, E& out, Choices<E> options) {
-    std::vector<std::string> names;
-    for (const auto& o : options) names.emplace_back(o.first);
-    const Entry* e = scalar(key, "one of " + join(names));
-    if (!e) return false;
-    for (const auto& o : options) {
-      if (e->value.Scalar() == o.first) {
-        out = o.second;
-        return true;
-      }
-    }
-    return value_error(*e, "'" + e->value.Scalar() + "' is not one of " + join(names) +
-                               suggestion(e->value.Scalar(), names));
-  }
-
-  // A list of names; each item's location is recorded as path[i].
-  bool names(std::string_view key, std::vector<std::string>& out) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e) return false;
-    if (!e->value.IsSequence()) return type_error(*e, "a list of names");
-    std::vector<std::string> items;
-    bool good = true;
-    for (size_t i = 0; i < e->value.size(); ++i) {
-      const YAML::Node item = e->value[i];
-      const std::string item_path = path_of(key) + "[" + std::to_string(i) + "]";
-      cx_.locations[item_path] = cx_.doc.where(item);
-      if (!item.IsScalar()) {
-        cx_.fail(item_path, "expected a name, got " + shown(item));
-        good = false;
-      } else {
-        items.push_back(item.Scalar());
-      }
-    }
-    if (good) out = std::move(items);
-    return good;
-  }
-
-  // A nested map, read by its own reader.
-  MapReader map(std::string_view key) {
-    declare(key);
-    const Entry* e = find(key);
-    return MapReader(cx_, e ? e->value : YAML::Node(YAML::NodeType::Undefined), path_of(key));
-  }
-
-  // A nested list (undefined node when absent); the caller reads its items.
-  YAML::Node list(std::string_view key, const std::string& what) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e) return YAML::Node(YAML::NodeType::Undefined);
-    if (!e->value.IsSequence()) {
-      type_error(*e, what);
-      return YAML::Node(YAML::NodeType::Undefined);
-    }
-    return e->value;
-  }
-
-  // Reports every key that was never asked for. Keys in `elsewhere` are known but do not apply
-  // here; `why` says so ("to a transcribe task").
-  void finish(const std::vector<std::string>& elsewhere = {}, std::string_view why = {}) {
-    const std::string where_text = path_.empty() ? "at the top level" : "in " + path_;
-    const std::string allowed = "; allowed: " + join(declared_);
-    std::vector<std::string> missing = missing_;
-    for (const Entry& e : entries_) {
-      if (std::find(declared_.begin(), declared_.end(), e.key) != declared_.end()) continue;
-      const Location at = cx_.doc.where_key(e.key_node, e.value);
-      if (e.key == "<<") {
-        cx_.errors.add(at, "YAML merge keys ('<<') are not supported by yaml-cpp 0.7 " +
-                               where_text +
-                               "; repeat the keys, or use stream_defaults for streams");
-      } else if (std::find(elsewhere.begin(), elsewhere.end(), e.key) != elsewhere.end()) {
-        cx_.errors.add(at, "key '" + e.key + "' " + where_text + " does not apply " +
-                               std::string(why) + allowed);
-      } else {
-        const std::string hint = suggestion(e.key, declared_);
-        cx_.errors.add(at, "unknown key '" + e.key + "' " + where_text + allowed + hint);
-        // `engin:` is reported as a misspelling of engine, not also as engine missing.
-        std::erase_if(missing, [&](const std::string& m) {
-          return !hint.empty() && hint == suggestion(e.key, {m});
-        });
-      }
-    }
-    for (const std::string& key : missing) {
-      cx_.fail(path_, "missing required key '" + key + "'");
-    }
-  }
-
- private:
-  struct Entry {
-    std::string key;
-    YAML::Node key_node;
-    YAML::Node value;
-  };
-
-  void add_entry(const YAML::Node& key, const YAML::Node& value) {
-    if (!key.IsScalar()) {
-      cx_.errors.add(cx_.doc.where(key), "a key " +
-                                             (path_.empty() ? "at the top level" : "in " + path_) +
-                                             " is " + shown(key) + "; keys are plain names");
-      return;
-    }
-    if (const Entry* first = find(key.Scalar())) {
-      cx_.errors.add(cx_.doc.where_key(key, value),
-                     "duplicate key '" + key.Scalar() + "' " +
-                         (path_.empty() ? "at the top level" : "in " + path_) + " (first at " +
-                         cx_.doc.where_key(first->key_node, first->value).text + ")");
-      return;
-    }
-    entries_.push_back({key.Scalar(), key, value});
-    cx_.locations[path_of(key.Scalar())] = cx_.doc.where(value);
-  }
-
-  const Entry* find(std::string_view key) const {
-    for (const Entry& e : entries_) {
-      if (e.key == key) return &e;
-    }
-    return nullptr;
-  }
-
-  // The entry of a key whose value must be a scalar; nullptr when absent or on a type error.
-  const Entry* scalar(std::string_view key, const std::string& expected) {
-    declare(key);
-    const Entry* e = find(key);
-    if (!e) return nullptr;
-    if (!e->value.IsScalar()) {
-      type_error(*e, expected);
-      return nullptr;
-    }
-    return e;
-  }
-
-  bool type_error(const Entry& e, const std::string& expected) {
-    return value_error(e, "expected " + expected + ", got " + shown(e.value));
-  }
-  bool value_error(const Entry& e, const std::string& message) {
-    cx_.errors.add(cx_.doc.where(e.value), path_of(e.key) + ": " + message);
-    return false;
-  }
-
-  Context& cx_;
-  std::string path_;
-  size_t errors_at_start_;
-  bool present_ = false;
-  bool is_map_ = false;
-  std::vector<Entry> entries_;
-  std::vector<std::string> missing_;
-  std::vector<std::string> declared_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// The schema: one reader per section. The order of reads is the order of keys in messages.
-
-const Choices<StreamKind> kStreamKinds = {{"live", StreamKind::Live}, {"file", StreamKind::File}};
-const Choices<RtspTransport> kTransports = {{"tcp", RtspTransport::Tcp},
-                                            {"udp", RtspTransport::Udp}};
-const Choices<Overflow> kOverflows = {{"drop_oldest", Overflow::DropOldest},
-                                      {"block", Overflow::Block}};
-const Choices<TaskKind> kTaskKinds = {{"transcribe", TaskKind::Transcribe},
-                                      {"describe", TaskKind::Describe},
-                                      {"prompt", TaskKind::Prompt}};
-const Choices<StdoutFormat> kStdoutFormats = {{"text", StdoutFormat::Text},
-                                              {"json", StdoutFormat::Json}};
-const std::vector<int> kImageBudgets = {70, 140, 280, 560, 1120};  // spec §3.1
-
-constexpr const char* kAudioLimit = "spec §4: at most 30 s = 750 audio tokens per request";
-constexpr Range kPositiveSeconds{0, 86400, true};
-constexpr Range kTimeout{0, 3600, true};
-
-// A stream as read, before the values that depend on other sections are resolved.
-struct StreamDraft {
-  StreamConfig s;
-  std::optional<StreamKind> kind;
-  std::optional<Overflow> overflow;
-  std::optional<std::vector<std::string>> tasks;
-};
-
-void read_reconnect(MapReader r, ReconnectPolicy& p) {
-  r.number("initial_delay_s", p.initial_delay_s, kTimeout);
-  r.number("max_delay_s", p.max_delay_s, kTimeout);
-  r.number("multiplier", p.multiplier, {1, 100});
-  r.integer("max_attempts", p.max_attempts, 0, 1'000'000'000);
-  r.finish();
-}
-
-void read_watchdog(MapReader r, Watchdog& w) {
-  r.number("open_timeout_s", w.open_timeout_s, kTimeout);
-  r.number("read_timeout_s", w.read_timeout_s, kTimeout);
-  r.finish();
-}
-
-void read_video(MapReader r, VideoInput& v) {
-  r.boolean("enabled", v.enabled);
-  r.number("sample_fps", v.sample_fps, {0, 240});
-  r.finish();
-}
-
-void read_audio(MapReader r, AudioInput& a) {
-  r.boolean("enabled", a.enabled);
-  r.finish();
-}
-
-void read_queue(MapReader r, StreamDraft& d) {
-  r.integer("max_pending_requests", d.s.queue.max_pending_requests, 1, 100'000);
-  Overflow o{};
-  if (r.choice("overflow", o, kOverflows)) d.overflow = o;
-  r.finish();
-}
-
-// The keys a stream and stream_defaults share (everything but name and url).
-void read_stream_settings(MapReader& r, StreamDraft& d) {
-  StreamKind kind{};
-  if (r.choice("kind", kind, kStreamKinds)) d.kind = kind;
-  r.choice("rtsp_transport", d.s.rtsp_transport, kTransports);
-  read_reconnect(r.map("reconnect"), d.s.reconnect);
-  read_watchdog(r.map("watchdog"), d.s.watchdog);
-  read_video(r.map("video"), d.s.video);
-  read_audio(r.map("audio"), d.s.audio);
-  read_queue(r.map("queue"), d);
-  std::vector<std::string> tasks;
-  if (r.names("tasks", tasks)) d.tasks = std::move(tasks);
-}
-
-StreamDraft read_stream(MapReader r, const StreamDraft& defaults) {
-  StreamDraft d = defaults;
-  r.require("name");
-  r.text("name", d.s.name, TextRule::Name);
-  r.require("url");
-  r.text("url", d.s.url, TextRule::NonEmpty);
-  read_stream_settings(r, d);
-  r.finish();
-  return d;
-}
-
-StreamDraft read_stream_defaults(MapReader r) {
-  StreamDraft d;
-  read_stream_settings(r, d);
-  r.finish({"name", "url"}, "(each stream sets its own)");
-  return d;
-}
-
-const std::vector<std::string> kAllTaskKeys = {
-    "name",         "kind",       "window_s",           "hop_s",        "overlap_s",
-    "language",     "interval_s", "frames_per_request", "image_budget", "include_audio_s",
-    "silence_gate", "prompt",     "max_new_tokens",     "deadline_s",   "sampling"};
-
-void read_silence_gate(MapReader r, SilenceGate& g) {
-  r.boolean("enabled", g.enabled);
-  r.number("threshold_dbfs", g.threshold_dbfs, {-120, 0});
-  r.number("min_speech_s", g.min_speech_s, {0, 30});
-  r.finish();
-}
-
-// Sampling keys other than greedy do nothing while greedy is on: saying so beats ignoring them.
-void read_sampling(Context& cx, MapReader r, SamplingParams& p) {
-  r.boolean("greedy", p.greedy);
-  double temperature = p.temperature, top_p = p.top_p, min_p = p.min_p;
-  std::vector<std::string> given;
-  if (r.number("temperature", temperature, {0, 100})) given.push_back("temperature");
-  if (r.integer("top_k", p.top_k, 0, 1 << 24)) given.push_back("top_k");
-  if (r.number("top_p", top_p, {0, 1, true})) given.push_back("top_p");
-  if (r.number("min_p", min_p, {0, 1})) given.push_back("min_p");
-  if (r.unsigned64("seed", p.seed)) given.push_back("seed");
-  r.finish();
-  p.temperature = static_cast<float>(temperature);
-  p.top_p = static_cast<float>(top_p);
-  p.min_p = static_cast<float>(min_p);
-  if (!r.ok() || !p.greedy) return;
-  for (const std::string& key : given) {
-    cx.fail(r.path_of(key), "has no effect while greedy is true (the default); add greedy: false");
-  }
-}
-
-void read_transcribe(Context& cx, MapReader& r, TaskConfig& t) {
-  double window = 10, hop = 0, overlap = 0;
-  r.number("window_s", window, {0, 30, true, false, kAudioLimit});
-  const bool has_hop = r.number("hop_s", hop, {0, 30, true});
-  const bool has_overlap = r.number("overlap_s", overlap, {0, 30, false, true});
-  r.text("language", t.language);
-  read_silence_gate(r.map("silence_gate"), t.silence_gate);
-  t.audio_window_s = window;
-  t.frames_per_request = 0;
-  t.interval_s = has_hop ? hop : has_overlap ? window - overlap : window;
-  if (!r.ok()) return;
-  if (has_hop && has_overlap) {
-    cx.fail(r.path_of("overlap_s"), "give hop_s or overlap_s, not both");
-  } else if (has_hop && hop > window) {
-    cx.fail(r.path_of("hop_s"), format_number(hop) + " is larger than window_s " +
-                                    format_number(window) +
-                                    " (the audio between windows would never be transcribed)");
-  } else if (has_overlap && overlap >= window) {
-    cx.fail(r.path_of("overlap_s"),
-            format_number(overlap) + " must be smaller than window_s " + format_number(window));
-  }
-  if (t.silence_gate.enabled && t.silence_gate.min_speech_s > window) {
-    cx.fail(r.path_of("silence_gate.min_speech_s"),
-            format_number(t.silence_gate.min_speech_s) + " is longer than window_s " +
-                format_number(window) + ": no window could pass the gate");
-  }
-}
-
-// describe and prompt: frames from each interval, optionally with the audio that led up to it.
-void read_visual(Context& cx, MapReader& r, TaskConfig& t) {
-  const bool is_prompt = t.kind == TaskKind::Prompt;
-  r.number("interval_s", t.interval_s, kPositiveSeconds);
-  t.frames_per_request = 1;
-  r.integer("frames_per_request", t.frames_per_request, is_prompt ? 0 : 1, 32);
-  r.integer_in("image_budget", t.image_budget, kImageBudgets);
-  t.audio_window_s = 0;
-  r.number("include_audio_s", t.audio_window_s, {0, 30, false, false, kAudioLimit});
-  if (is_prompt) read_silence_gate(r.map("silence_gate"), t.silence_gate);
-  if (!r.ok()) return;
-  const double fps = t.frames_per_request / t.interval_s;
-  if (fps > 30) {
-    cx.fail(r.path_of("frames_per_request"),
-            std::to_string(t.frames_per_request) + " frames every " + format_number(t.interval_s) +
-                " s is " + format_number(fps) + " frames per second; at most 30");
-  }
-  if (is_prompt && t.frames_per_request == 0 && t.audio_window_s == 0) {
-    cx.fail(r.path(),
-            "a prompt task needs media: set frames_per_request ≥ 1 or "
-            "include_audio_s > 0");
-  }
-  if (t.silence_gate.enabled && t.audio_window_s == 0) {
-    cx.fail(r.path_of("silence_gate.enabled"),
-            "the gate listens to the request's audio; set include_audio_s > 0");
-  } else if (t.silence_gate.enabled && t.silence_gate.min_speech_s > t.audio_window_s) {
-    cx.fail(r.path_of("silence_gate.min_speech_s"),
-            format_number(t.silence_gate.min_speech_s) + " is longer than include_audio_s " +
-                format_number(t.audio_window_s) + ": no request could pass the gate");
-  }
-}
-
-std::string default_prompt(const TaskConfig& t) {
-  switch (t.kind) {
-    case TaskKind::Transcribe:
-      // The official ASR instruction when the language is known (spec §5.3).
-      if (!t.language.empty()) {
-        return "Transcribe the following speech segment in " + t.language + " into " + t.language +
-               " text.";
-      }
-      return "Transcribe this audio.";
-    case TaskKind::Describe: {
-      const std::string what = t.frames_per_request == 1 ? "this image" : "these video frames";
-      if (t.uses_audio()) {
-        return "Describe what happens in " + what + " and this audio, in one or two sentences.";
-      }
-      return "Describe " + what + " in one or two sentences.";
-    }
-    case TaskKind::Prompt:
-      break;
-  }
-  return "";
-}
-
-TaskConfig read_task(Context& cx, MapReader r) {
-  TaskConfig t;
-  r.text("name", t.name, TextRule::Name);
-  r.require("kind");
-  if (!r.choice("kind", t.kind, kTaskKinds)) {
-    // The kind decides which keys apply: without one, only the kind is reported.
-    for (const std::string& k : kAllTaskKeys) r.declare(k);
-    r.finish();
-    return t;
-  }
-  if (!r.has("name")) t.name = std::string(to_string(t.kind));
-  if (t.kind == TaskKind::Transcribe) {
-    read_transcribe(cx, r, t);
-  } else {
-    read_visual(cx, r, t);
-  }
-  if (t.kind == TaskKind::Prompt) r.require("prompt");
-  r.text("prompt", t.prompt, TextRule::NonEmpty);
-  r.integer("max_new_tokens", t.max_new_tokens, 1, 32768);
-  r.number("deadline_s", t.deadline_s, {0, 86400});
-  read_sampling(cx, r.map("sampling"), t.sampling);
-  r.finish(kAllTaskKeys, "to a " + std::string(to_string(t.kind)) + " task");
-  if (t.prompt.empty()) t.prompt = default_prompt(t);
-  return t;
-}
-
-void read_engine(MapReader r, EngineConfig& e) {
-  r.require("model");
-  r.text("model", e.model, TextRule::NonEmpty);
-  r.text("mmproj", e.mmproj);
-  r.integer("threads", e.threads, 0, 4096);
-  r.integer("kv_cache_budget_mb", e.kv_cache_budget_mb, 16, int64_t{1} << 24);
-  r.integer("max_batch", e.max_batch, 1, 256);
-  r.boolean("llama_bidirectional", e.llama_bidirectional);
-  e.prefill_chunk = 0;  // auto until resolved
-  r.integer("prefill_chunk", e.prefill_chunk, 0, 65536);
-  r.finish();
-}
-
-bool is_port(std::string_view s, bool allow_zero) {
-  if (s.empty() || s.size() > 5) return false;
-  if (!std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
-  const int port = std::stoi(std::string(s));
-  return port <= 65535 && (allow_zero || port > 0);
-}
-
-bool is_host(std::string_view h) {
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']') {
-    return std::all_of(h.begin() + 1, h.end() - 1, [](char c) {
-      return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
-    });
-  }
-  return h == "*" || (!h.empty() && std::all_of(h.begin(), h.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
-         }));
-}
-
-// "" when `ep` is a ZeroMQ endpoint rawflow can use, else what is wrong with it.
-std::string endpoint_problem(const std::string& ep, bool bind) {
-  const std::string usage = "expected tcp://HOST:PORT, ipc://PATH or inproc://NAME";
-  const size_t sep = ep.find("://");
-  if (sep == std::string::npos) return "'" + ep + "' is not a ZeroMQ endpoint; " + usage;
-  const std::string scheme = ep.substr(0, sep), rest = ep.substr(sep + 3);
-  if (scheme == "ipc" || scheme == "inproc") {
-    return rest.empty() ? "'" + ep + "' names no " + (scheme == "ipc" ? "path" : "name") : "";
-  }
-  if (scheme != "tcp") return "'" + scheme + "://' is not a ZeroMQ transport here; " + usage;
-  const size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) return "'" + ep + "' has no port; " + usage;
-  const std::string host = rest.substr(0, colon), port = rest.substr(colon + 1);
-  if (!is_host(host)) return "'" + host + "' in '" + ep + "' is not a host name or address";
-  if (port == "*") return bind ? "" : "port '*' (any free port) needs bind: true";
-  if (!is_port(port, false)) return "'" + port + "' in '" + ep + "' is not a port (1-65535)";
-  return "";
-}
-
-// "" when every {placeholder} of a topic scheme is known, else what is wrong.
-std::string topic_problem(std::string_view topic) {
-  if (topic.empty()) return "must not be empty";
-  for (size_t i = 0; i < topic.size(); ++i) {
-    if (topic[i] == '}') return "'" + std::string(topic) + "' has a '}' without '{'";
-    if (topic[i] != '{') continue;
-    const size_t close = topic.find('}', i);
-    if (close == std::string_view::npos) return "'" + std::string(topic) + "' has an unclosed '{'";
-    const std::string_view name = topic.substr(i + 1, close - i - 1);
-    if (name != "stream" && name != "task" && name != "kind") {
-      return "unknown placeholder '{" + std::string(name) + "}'; allowed: {stream}, {task}, {kind}";
-    }
-    i = close;
-  }
-  return "";
-}
-
-// A sink is on when its section is present, unless `enabled: false` (lets --set switch it off).
-void read_zmq(Context& cx, MapReader r, ZmqOutput& z) {
-  if (!r.present()) return;
-  z.enabled = true;
-  r.boolean("enabled", z.enabled);
-  if (z.enabled) r.require("endpoint");
-  const bool has_endpoint = r.text("endpoint", z.endpoint, TextRule::NonEmpty);
-  r.boolean("bind", z.bind);
-  r.integer("sndhwm", z.sndhwm, 1, 10'000'000);
-  if (r.text("topic", z.topic)) {
-    if (const std::string why = topic_problem(z.topic); !why.empty())
-      cx.fail(r.path_of("topic"), why);
-  }
-  r.boolean("partials", z.partials);
-  r.finish();
-  if (has_endpoint && r.ok()) {
-    if (const std::string why = endpoint_problem(z.endpoint, z.bind); !why.empty()) {
-      cx.fail(r.path_of("endpoint"), why);
-    }
-  }
-}
-
-void read_jsonl(MapReader r, JsonlOutput& j) {
-  if (!r.present()) return;
-  j.enabled = true;
-  r.boolean("enabled", j.enabled);
-  if (j.enabled) r.require("path");
-  r.text("path", j.path, TextRule::NonEmpty);
-  r.boolean("partials", j.partials);
-  r.finish();
-}
-
-void read_stdout(MapReader r, StdoutOutput& s) {
-  if (!r.present()) return;
-  s.enabled = true;
-  r.boolean("enabled", s.enabled);
-  r.choice("format", s.format, kStdoutFormats);
-  r.boolean("partials", s.partials);
-  r.finish();
-}
-
-void read_outputs(Context& cx, MapReader r, OutputsConfig& o) {
-  read_zmq(cx, r.map("zmq"), o.zeromq);
-  read_jsonl(r.map("jsonl"), o.jsonl);
-  read_stdout(r.map("stdout"), o.stdout_sink);
-  r.finish();
-}
-
-// "HOST:PORT", "[IPv6]:PORT" or ":PORT" (all interfaces); port 0 = any free port.
-bool parse_listen(const std::string& s, std::string& host, int& port) {
-  size_t colon;
-  if (!s.empty() && s.front() == '[') {
-    const size_t close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
-    host = s.substr(1, close - 1);
-    colon = close + 1;
-  } else {
-    colon = s.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = colon == 0 ? "0.0.0.0" : s.substr(0, colon);
-    if (host.find(':') != std::string::npos || !is_host(host) || host == "*") return false;
-  }
-  const std::string p = s.substr(colon + 1);
-  if (!is_port(p, true)) return false;
-  port = std::stoi(p);
-  return !host.empty();
-}
-
-void read_metrics(Context& cx, MapReader r, MetricsConfig& m) {
-  MapReader http = r.map("http");
-  if (http.present()) {
-    m.http_enabled = true;
-    http.boolean("enabled", m.http_enabled);
-    std::string listen = "127.0.0.1:9464";
-    if (http.text("listen", listen, TextRule::NonEmpty) &&
-        !parse_listen(listen, m.http_host, m.http_port)) {
-      cx.fail(http.path_of("listen"),
-              "'" + listen + "' is not HOST:PORT, [IPv6]:PORT or :PORT (port 0-65535)");
-    } else {
-      parse_listen(listen, m.http_host, m.http_port);
-    }
-    http.finish();
-  }
-  r.number("interval_s", m.interval_s, {0, 86400});
-  r.finish();
-}
-
-// ---------------------------------------------------------------------------------------------
-// The whole document. Stage 1: every value on its own (types, ranges, keys).
-
-struct Draft {
-  std::vector<StreamDraft> streams;
-  PipelineConfig config;
-};
-
-std::string indexed(std::string_view list, size_t i) {
-  return std::string(list) + "[" + std::to_string(i) + "]";
-}
-
-Draft read_document(Context& cx) {
-  Draft d;
+ConfigDraft read_document(Context& cx) {
+  ConfigDraft d;
   const YAML::Node& root = cx.doc.root;
   if (!root.IsDefined() || root.IsNull()) {
     cx.locations[""] = cx.doc.where(root);
@@ -917,29 +63,7 @@ Draft read_document(Context& cx) {
             "(see configs/demo.yaml)");
     return d;
   }
-  MapReader top(cx, root, "");
-  int version = 1;
-  top.integer("version", version, 1, 1);
-  const StreamDraft defaults = read_stream_defaults(top.map("stream_defaults"));
-  top.require("streams");
-  const YAML::Node streams = top.list("streams", "a list of streams");
-  if (streams.IsDefined() && streams.size() == 0)
-    cx.fail("streams", "at least one stream is needed");
-  for (size_t i = 0; i < (streams.IsDefined() ? streams.size() : 0); ++i) {
-    d.streams.push_back(read_stream(MapReader(cx, streams[i], indexed("streams", i)), defaults));
-  }
-  top.require("tasks");
-  const YAML::Node tasks = top.list("tasks", "a list of tasks");
-  if (tasks.IsDefined() && tasks.size() == 0) cx.fail("tasks", "at least one task is needed");
-  for (size_t i = 0; i < (tasks.IsDefined() ? tasks.size() : 0); ++i) {
-    d.config.tasks.push_back(read_task(cx, MapReader(cx, tasks[i], indexed("tasks", i))));
-  }
-  top.require("engine");
-  read_engine(top.map("engine"), d.config.engine);
-  top.require("outputs");
-  read_outputs(cx, top.map("outputs"), d.config.outputs);
-  read_metrics(cx, top.map("metrics"), d.config.metrics);
-  top.finish();
+  read_section(MapReader(cx, root, ""), config_fields(), d);
   return d;
 }
 
@@ -987,26 +111,28 @@ std::string unservable(const TaskConfig& t, const StreamConfig& s) {
   return "";
 }
 
+// The stream's list as given (checked against the tasks), else every task it can serve.
 std::vector<std::string> resolve_stream_tasks(Context& cx, const PipelineConfig& c,
-                                              const StreamDraft& d, const std::string& path) {
+                                              const StreamConfig& s, bool given,
+                                              const std::string& path) {
   std::vector<std::string> out;
-  if (!d.tasks) {
+  if (!given) {
     std::vector<std::string> reasons;
     for (const TaskConfig& t : c.tasks) {
-      const std::string why = unservable(t, d.s);
+      const std::string why = unservable(t, s);
       (why.empty() ? out : reasons).push_back(why.empty() ? t.name : why);
     }
     if (out.empty()) {
-      cx.fail(path + (d.s.video.enabled ? ".audio.enabled" : ".video.enabled"),
+      cx.fail(path + (s.video.enabled ? ".audio.enabled" : ".video.enabled"),
               "no task can run on this stream: " + join(reasons, "; "));
     }
     return out;
   }
-  if (d.tasks->empty()) {
+  if (s.tasks.empty()) {
     cx.fail(path + ".tasks", "empty list; leave the key out to run every task");
   }
-  for (size_t j = 0; j < d.tasks->size(); ++j) {
-    const std::string& name = (*d.tasks)[j];
+  for (size_t j = 0; j < s.tasks.size(); ++j) {
+    const std::string& name = s.tasks[j];
     const std::string item = path + ".tasks[" + std::to_string(j) + "]";
     const TaskConfig* t = c.find_task(name);
     if (!t) {
@@ -1014,7 +140,7 @@ std::vector<std::string> resolve_stream_tasks(Context& cx, const PipelineConfig&
                         suggestion(name, task_names(c)));
     } else if (std::find(out.begin(), out.end(), name) != out.end()) {
       cx.fail(item, "task '" + name + "' is listed twice");
-    } else if (const std::string why = unservable(*t, d.s); !why.empty()) {
+    } else if (const std::string why = unservable(*t, s); !why.empty()) {
       cx.fail(item, why + " on this stream");
     } else {
       out.push_back(name);
@@ -1046,13 +172,18 @@ void resolve_sample_fps(Context& cx, const PipelineConfig& c, StreamConfig& s,
   }
 }
 
-StreamConfig resolve_stream(Context& cx, const PipelineConfig& c, const StreamDraft& d, size_t i,
-                            const fs::path& base) {
+// The stream (or stream_defaults) wrote the key: its value is not to be resolved.
+bool stream_gives(const Context& cx, const std::string& path, const std::string& key) {
+  return cx.given(path + "." + key) || cx.given("stream_defaults." + key);
+}
+
+void resolve_stream(Context& cx, PipelineConfig& c, size_t i, const fs::path& base) {
   const std::string path = indexed("streams", i);
-  StreamConfig s = d.s;
-  s.kind = d.kind.value_or(infer_stream_kind(s.url));
-  s.queue.overflow =
-      d.overflow.value_or(s.kind == StreamKind::Live ? Overflow::DropOldest : Overflow::Block);
+  StreamConfig& s = c.streams[i];
+  if (!stream_gives(cx, path, "kind")) s.kind = infer_stream_kind(s.url);
+  if (!stream_gives(cx, path, "queue.overflow")) {
+    s.queue.overflow = s.kind == StreamKind::Live ? Overflow::DropOldest : Overflow::Block;
+  }
   if (s.reconnect.max_delay_s < s.reconnect.initial_delay_s) {
     cx.fail(path + ".reconnect.max_delay_s", format_number(s.reconnect.max_delay_s) +
                                                  " is smaller than initial_delay_s " +
@@ -1060,12 +191,11 @@ StreamConfig resolve_stream(Context& cx, const PipelineConfig& c, const StreamDr
   }
   if (!s.video.enabled && !s.audio.enabled) {
     cx.fail(path + ".audio.enabled", "audio and video are both disabled: no task can run");
-    return s;
+    return;
   }
-  s.tasks = resolve_stream_tasks(cx, c, d, path);
+  s.tasks = resolve_stream_tasks(cx, c, s, stream_gives(cx, path, "tasks"), path);
   resolve_sample_fps(cx, c, s, path);
   s.url = resolve_url(s.url, base);
-  return s;
 }
 
 void check_stream_names(Context& cx, const PipelineConfig& c) {
@@ -1112,13 +242,11 @@ void resolve_engine(Context& cx, PipelineConfig& c, const fs::path& base) {
   e.mmproj = resolve_path(e.mmproj, base);
 }
 
-PipelineConfig resolve(Context& cx, Draft& d, const fs::path& base) {
-  PipelineConfig c = std::move(d.config);
+PipelineConfig resolve(Context& cx, ConfigDraft& d, const fs::path& base) {
+  PipelineConfig c = std::move(d);
   c.base_dir = base.string();
   check_task_names(cx, c);
-  for (size_t i = 0; i < d.streams.size(); ++i) {
-    c.streams.push_back(resolve_stream(cx, c, d.streams[i], i, base));
-  }
+  for (size_t i = 0; i < c.streams.size(); ++i) resolve_stream(cx, c, i, base);
   check_stream_names(cx, c);
   resolve_engine(cx, c, base);
   const OutputsConfig& o = c.outputs;
@@ -1127,253 +255,6 @@ PipelineConfig resolve(Context& cx, Draft& d, const fs::path& base) {
   }
   c.outputs.jsonl.path = resolve_path(c.outputs.jsonl.path, base);
   return c;
-}
-
-// ---------------------------------------------------------------------------------------------
-// --set key=value: edits the YAML tree before it is read.
-
-bool is_index(std::string_view s) {
-  return !s.empty() && s.size() < 9 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// Plain text stays text (prompts may hold ': ' or '#'); a value starting with [ { " or ' is YAML,
-// so lists, maps and quoted strings can be given too.
-YAML::Node override_value(const std::string& value, const std::string& text) {
-  if (value.empty() || std::string_view("[{\"'").find(value.front()) == std::string_view::npos) {
-    return YAML::Node(value);
-  }
-  try {
-    return YAML::Load(value);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("--set " + text + ": the value is not valid YAML: " + e.msg);
-  }
-}
-
-class OverrideApplier {
- public:
-  OverrideApplier(Document& doc, size_t index)
-      : doc_(doc), index_(index), text_(doc.overrides()[index]) {}
-
-  void apply() {
-    const size_t eq = text_.find('=');
-    if (eq == std::string::npos || eq == 0) fail("expected key=value (e.g. engine.threads=4)");
-    std::vector<std::string> keys;
-    std::stringstream ss(text_.substr(0, eq));
-    for (std::string k; std::getline(ss, k, '.');) keys.push_back(k);
-    if (text_[eq - 1] == '.') keys.push_back("");
-    for (const std::string& k : keys) {
-      if (k.empty()) fail("empty key in '" + text_.substr(0, eq) + "'");
-    }
-    YAML::Node value = override_value(text_.substr(eq + 1), text_);
-    if (!doc_.root.IsDefined() || doc_.root.IsNull()) doc_.root.reset(fresh_map());
-    if (!doc_.root.IsMap()) fail("the configuration is not a map of keys");
-    YAML::Node cur;
-    cur.reset(doc_.root);
-    std::string walked;
-    for (size_t i = 0; i + 1 < keys.size(); ++i) {
-      YAML::Node next = child(cur, keys[i], is_index(keys[i + 1]), walked);
-      cur.reset(next);
-      walked += (walked.empty() ? "" : ".") + keys[i];
-    }
-    assign(cur, keys.back(), value, walked);
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& why) const {
-    throw ConfigError("--set " + text_ + ": " + why);
-  }
-
-  YAML::Node fresh_map() {
-    YAML::Node m(YAML::NodeType::Map);
-    doc_.attribute(m, index_);
-    return m;
-  }
-
-  std::string describe(const YAML::Node& n, const std::string& walked) const {
-    return "'" + walked + "' is " + shown(n) + ", not a map or list";
-  }
-
-  size_t list_index(const YAML::Node& list, const std::string& key,
-                    const std::string& walked) const {
-    if (!is_index(key)) fail("'" + walked + "' is a list; '" + key + "' is not an index");
-    const size_t i = std::stoul(key);
-    if (i > list.size()) {
-      fail("'" + walked + "' has " + std::to_string(list.size()) + " entries; index " + key +
-           " is past the end (use " + std::to_string(list.size()) + " to add one)");
-    }
-    return i;
-  }
-
-  // The child `key` of `cur`, created (as a list when the next key is an index) if absent.
-  YAML::Node child(YAML::Node& cur, const std::string& key, bool next_is_index,
-                   const std::string& walked) {
-    if (cur.IsNull()) cur = fresh_map();  // `stdout:` with nothing below becomes a map
-    if (cur.IsMap()) {
-      const YAML::Node& const_cur = cur;
-      if (!const_cur[key].IsDefined()) {
-        YAML::Node created(next_is_index ? YAML::NodeType::Sequence : YAML::NodeType::Map);
-        doc_.attribute(created, index_);
-        cur[key] = created;
-      }
-      return cur[key];
-    }
-    if (cur.IsSequence()) {
-      const size_t i = list_index(cur, key, walked);
-      if (i == cur.size()) cur.push_back(fresh_map());
-      return cur[i];
-    }
-    fail(describe(cur, walked));
-  }
-
-  void assign(YAML::Node& cur, const std::string& key, const YAML::Node& value,
-              const std::string& walked) {
-    doc_.attribute(value, index_);
-    if (cur.IsNull()) cur = fresh_map();
-    if (cur.IsMap()) {
-      cur[key] = value;
-    } else if (cur.IsSequence()) {
-      const size_t i = list_index(cur, key, walked);
-      if (i == cur.size()) {
-        cur.push_back(value);
-      } else {
-        cur[i] = value;
-      }
-    } else {
-      fail(describe(cur, walked));
-    }
-  }
-
-  Document& doc_;
-  size_t index_;
-  std::string text_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// dump_config
-
-template <class E>
-std::string name_of(Choices<E> options, E value) {
-  for (const auto& o : options) {
-    if (o.second == value) return std::string(o.first);
-  }
-  return "";
-}
-
-std::string num(double v) { return format_number(v); }
-std::string num(float v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-void emit_stream(YAML::Emitter& out, const StreamConfig& s) {
-  using namespace YAML;
-  out << BeginMap;
-  out << Key << "name" << Value << s.name << Key << "url" << Value << s.url;
-  out << Key << "kind" << Value << name_of(kStreamKinds, s.kind);
-  out << Key << "rtsp_transport" << Value << name_of(kTransports, s.rtsp_transport);
-  out << Key << "reconnect" << Value << BeginMap;
-  out << Key << "initial_delay_s" << Value << num(s.reconnect.initial_delay_s);
-  out << Key << "max_delay_s" << Value << num(s.reconnect.max_delay_s);
-  out << Key << "multiplier" << Value << num(s.reconnect.multiplier);
-  out << Key << "max_attempts" << Value << s.reconnect.max_attempts << EndMap;
-  out << Key << "watchdog" << Value << BeginMap;
-  out << Key << "open_timeout_s" << Value << num(s.watchdog.open_timeout_s);
-  out << Key << "read_timeout_s" << Value << num(s.watchdog.read_timeout_s) << EndMap;
-  out << Key << "video" << Value << BeginMap << Key << "enabled" << Value << s.video.enabled;
-  out << Key << "sample_fps" << Value << num(s.video.sample_fps) << EndMap;
-  out << Key << "audio" << Value << BeginMap << Key << "enabled" << Value << s.audio.enabled
-      << EndMap;
-  out << Key << "queue" << Value << BeginMap;
-  out << Key << "max_pending_requests" << Value << s.queue.max_pending_requests;
-  out << Key << "overflow" << Value << name_of(kOverflows, s.queue.overflow) << EndMap;
-  out << Key << "tasks" << Value << Flow << s.tasks;
-  out << EndMap;
-}
-
-void emit_silence_gate(YAML::Emitter& out, const SilenceGate& g) {
-  using namespace YAML;
-  out << Key << "silence_gate" << Value << BeginMap;
-  out << Key << "enabled" << Value << g.enabled;
-  out << Key << "threshold_dbfs" << Value << num(g.threshold_dbfs);
-  out << Key << "min_speech_s" << Value << num(g.min_speech_s) << EndMap;
-}
-
-void emit_task(YAML::Emitter& out, const TaskConfig& t) {
-  using namespace YAML;
-  out << BeginMap;
-  out << Key << "name" << Value << t.name << Key << "kind" << Value << name_of(kTaskKinds, t.kind);
-  if (t.kind == TaskKind::Transcribe) {
-    out << Key << "window_s" << Value << num(t.audio_window_s);
-    out << Key << "hop_s" << Value << num(t.interval_s);
-    if (!t.language.empty()) out << Key << "language" << Value << t.language;
-  } else {
-    out << Key << "interval_s" << Value << num(t.interval_s);
-    out << Key << "frames_per_request" << Value << t.frames_per_request;
-    out << Key << "image_budget" << Value << t.image_budget;
-    out << Key << "include_audio_s" << Value << num(t.audio_window_s);
-  }
-  if (t.kind != TaskKind::Describe) emit_silence_gate(out, t.silence_gate);
-  out << Key << "prompt" << Value << t.prompt;
-  out << Key << "max_new_tokens" << Value << t.max_new_tokens;
-  out << Key << "deadline_s" << Value << num(t.deadline_s);
-  out << Key << "sampling" << Value << BeginMap << Key << "greedy" << Value << t.sampling.greedy;
-  if (!t.sampling.greedy) {
-    out << Key << "temperature" << Value << num(t.sampling.temperature);
-    out << Key << "top_k" << Value << t.sampling.top_k;
-    out << Key << "top_p" << Value << num(t.sampling.top_p);
-    out << Key << "min_p" << Value << num(t.sampling.min_p);
-    out << Key << "seed" << Value << t.sampling.seed;
-  }
-  out << EndMap << EndMap;
-}
-
-void emit_engine(YAML::Emitter& out, const EngineConfig& e) {
-  using namespace YAML;
-  out << Key << "engine" << Value << BeginMap;
-  out << Key << "model" << Value << e.model;
-  if (!e.mmproj.empty()) out << Key << "mmproj" << Value << e.mmproj;
-  out << Key << "threads" << Value << e.threads;
-  out << Key << "kv_cache_budget_mb" << Value << e.kv_cache_budget_mb;
-  out << Key << "max_batch" << Value << e.max_batch;
-  out << Key << "llama_bidirectional" << Value << e.llama_bidirectional;
-  out << Key << "prefill_chunk" << Value << e.prefill_chunk << EndMap;
-}
-
-void emit_outputs(YAML::Emitter& out, const OutputsConfig& o) {
-  using namespace YAML;
-  out << Key << "outputs" << Value << BeginMap;
-  if (o.zeromq.enabled) {
-    out << Key << "zmq" << Value << BeginMap;
-    out << Key << "endpoint" << Value << o.zeromq.endpoint;
-    out << Key << "bind" << Value << o.zeromq.bind;
-    out << Key << "sndhwm" << Value << o.zeromq.sndhwm;
-    out << Key << "topic" << Value << o.zeromq.topic;
-    out << Key << "partials" << Value << o.zeromq.partials << EndMap;
-  }
-  if (o.jsonl.enabled) {
-    out << Key << "jsonl" << Value << BeginMap << Key << "path" << Value << o.jsonl.path;
-    out << Key << "partials" << Value << o.jsonl.partials << EndMap;
-  }
-  if (o.stdout_sink.enabled) {
-    out << Key << "stdout" << Value << BeginMap;
-    out << Key << "format" << Value << name_of(kStdoutFormats, o.stdout_sink.format);
-    out << Key << "partials" << Value << o.stdout_sink.partials << EndMap;
-  }
-  out << EndMap;
-}
-
-void emit_metrics(YAML::Emitter& out, const MetricsConfig& m) {
-  using namespace YAML;
-  out << Key << "metrics" << Value << BeginMap;
-  if (m.http_enabled) {
-    const bool v6 = m.http_host.find(':') != std::string::npos;
-    const std::string host = v6 ? "[" + m.http_host + "]" : m.http_host;
-    out << Key << "http" << Value << BeginMap << Key << "listen" << Value
-        << host + ":" + std::to_string(m.http_port) << EndMap;
-  }
-  out << Key << "interval_s" << Value << num(m.interval_s) << EndMap;
 }
 
 }  // namespace
@@ -1420,8 +301,8 @@ PipelineConfig load_config_string(const std::string& text, const std::string& na
                       std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
   }
   try {
-    for (size_t i = 0; i < overrides.size(); ++i) OverrideApplier(cx.doc, i).apply();
-    Draft draft = read_document(cx);
+    apply_overrides(cx.doc);
+    ConfigDraft draft = read_document(cx);
     cx.errors.throw_if_any();
     const fs::path dir = fs::path(name_for_messages).parent_path();
     const fs::path base = fs::absolute(dir.empty() ? fs::current_path() : dir).lexically_normal();
@@ -1448,19 +329,9 @@ PipelineConfig load_config(const std::string& path, const std::vector<std::strin
 }
 
 std::string dump_config(const PipelineConfig& c) {
-  using namespace YAML;
-  Emitter out;
-  out << BeginMap << Key << "version" << Value << 1;
-  out << Key << "streams" << Value << BeginSeq;
-  for (const StreamConfig& s : c.streams) emit_stream(out, s);
-  out << EndSeq << Key << "tasks" << Value << BeginSeq;
-  for (const TaskConfig& t : c.tasks) emit_task(out, t);
-  out << EndSeq;
-  emit_engine(out, c.engine);
-  emit_outputs(out, c.outputs);
-  emit_metrics(out, c.metrics);
-  out << EndMap;
-  return std::string(out.c_str()) + "\n";
+  ConfigDraft d;
+  static_cast<PipelineConfig&>(d) = c;
+  return dump_map(config_fields(), d) + "\n";
 }
 
 }  // namespace rawflow

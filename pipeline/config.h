@@ -1,11 +1,12 @@
 #pragma once
 // The configuration of `rawflow run`: which streams to watch, what to ask about them, which engine
-// answers and where the results go. docs/config.md is the reference of every YAML key.
+// answers and where the results go. docs/config.md is the reference of every YAML key;
+// pipeline/config_keys.cpp declares each one, as a table row naming the member below it fills.
 //
 // A loaded PipelineConfig is complete and checked: defaults are filled in, relative paths are
 // absolute, stream kinds are inferred, "auto" values are resolved, cross-references (task names,
 // mmproj needed, prefill chunk vs image budget) hold. The graph builder reads it and never
-// validates again. Plain data only: no YAML types leak out of config.cpp.
+// validates again. Plain data only: no YAML types in this header.
 #include <cstdint>
 #include <stdexcept>
 #include <string>

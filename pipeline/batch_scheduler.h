@@ -10,7 +10,7 @@
 // at a time, with OpenMP inside). Every callback runs on the thread that calls step(), outside the
 // scheduler's lock, so a callback may call submit() or stats().
 //
-// Plain C++ (no TBB): the decoder node wraps it.
+// Plain C++ (no TBB): the decoder node (nodes/decoder.*) submits to it; Pipeline::run steps it.
 #include <array>
 #include <chrono>
 #include <condition_variable>

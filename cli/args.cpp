@@ -1,90 +1,135 @@
 #include "cli/args.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
-#include <sstream>
 
 namespace rawflow::cli {
+namespace {
+
+// CLI11's help, but with the command's own usage line: the synopsis says which options go
+// together (`-p TEXT | --tokens IDS`), which a generated "[OPTIONS]" cannot.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  explicit HelpFormatter(std::string usage) : usage_(std::move(usage)) {
+    column_width(30);
+    label("TEXT", "V");
+  }
+  std::string make_usage(const CLI::App*, std::string) const override { return usage_ + "\n"; }
+
+ private:
+  std::string usage_;
+};
+
+bool looks_like_option(const std::string& token) {
+  // "-5" is a (negative) number, "-" a file name meaning stdin: both are arguments.
+  return token.size() > 1 && token[0] == '-' && !std::isdigit(static_cast<unsigned char>(token[1]));
+}
+
+}  // namespace
+
+Args::Args(std::string command, std::string synopsis)
+    : command_(std::move(command)), app_(std::make_unique<CLI::App>()) {
+  app_->name("rawflow " + command_);
+  // An option given twice keeps its last value, as a shell user re-running with one more
+  // `--temp` expects.
+  app_->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  // Unknown options and stray arguments are collected rather than thrown so that the message
+  // says which one, in rawflow's words, followed by the command's help.
+  app_->allow_extras();
+  // CLI11's help flag throws as soon as it is seen; ours is an ordinary flag, looked at after the
+  // whole line was checked (a typo next to --help is still reported).
+  app_->set_help_flag();
+  app_->add_flag("-h,--help", help_requested_, "show this help");
+  app_->formatter(std::make_shared<HelpFormatter>("usage: rawflow " + command_ + " " + synopsis));
+}
+
+Args::~Args() = default;
 
 Args& Args::option(const std::string& name, const std::string& short_name, const std::string& help,
                    std::optional<std::string> def) {
-  specs_.push_back({name, short_name, help, false, std::move(def)});
+  auto spec = std::make_unique<Spec>();
+  spec->name = name;
+  spec->def = std::move(def);
+  const std::string names = short_name.empty() ? name : short_name + "," + name;
+  // The default goes into the text rather than CLI11's "[default]" column: some defaults are
+  // resolved later (from the model file) and say so in the help itself.
+  spec->option = app_->add_option(names, spec->value,
+                                  help + (spec->def ? " (default " + *spec->def + ")" : ""));
+  specs_.push_back(std::move(spec));
   return *this;
 }
 
 Args& Args::flag(const std::string& name, const std::string& help) {
-  specs_.push_back({name, "", help, true, std::nullopt});
+  auto spec = std::make_unique<Spec>();
+  spec->name = name;
+  spec->is_flag = true;
+  spec->option = app_->add_flag(name, help);
+  specs_.push_back(std::move(spec));
   return *this;
 }
 
 Args& Args::positional(const std::string& name, const std::string& help) {
   accepts_positional_ = true;
-  positional_name_ = name;
-  positional_help_ = help;
+  app_->add_option(name, positionals_, help)->type_name("");
   return *this;
 }
 
-const Args::Spec* Args::lookup(const std::string& token) const {
+const Args::Spec* Args::find(const std::string& name) const {
   for (const auto& s : specs_)
-    if (token == s.name || (!s.short_name.empty() && token == s.short_name)) return &s;
+    if (s->name == name) return s.get();
   return nullptr;
 }
 
 void Args::parse(const std::vector<std::string>& argv) {
-  for (size_t i = 0; i < argv.size(); ++i) {
-    std::string tok = argv[i];
-    if (tok == "--help" || tok == "-h") {
-      help_requested_ = true;
-      continue;
-    }
-    std::optional<std::string> inline_value;
-    if (tok.rfind("--", 0) == 0) {
-      auto eq = tok.find('=');
-      if (eq != std::string::npos) {
-        inline_value = tok.substr(eq + 1);
-        tok = tok.substr(0, eq);
-      }
-    }
-    if (tok.size() > 1 && tok[0] == '-' &&
-        !(tok.size() > 1 && std::isdigit(static_cast<unsigned char>(tok[1])))) {
-      const Spec* s = lookup(tok);
-      if (!s) throw UsageError("rawflow " + command_ + ": unknown option `" + tok + "`\n" + help());
-      if (s->is_flag) {
-        if (inline_value)
-          throw UsageError("rawflow " + command_ + ": `" + s->name + "` takes no value");
-        values_[s->name] = "1";
-        continue;
-      }
-      if (inline_value) {
-        values_[s->name] = *inline_value;
-      } else {
-        if (i + 1 >= argv.size())
-          throw UsageError("rawflow " + command_ + ": option `" + s->name + "` needs a value");
-        values_[s->name] = argv[++i];
-      }
-      continue;
-    }
-    if (!accepts_positional_)
-      throw UsageError("rawflow " + command_ + ": unexpected argument `" + tok + "`\n" + help());
-    positionals_.push_back(tok);
+  const std::string where = "rawflow " + command_ + ": ";
+  // CLI11 reads `--greedy=0` as a flag set to false, which flag_set() would take for "given":
+  // a flag takes no value at all.
+  for (const std::string& token : argv) {
+    const size_t eq = token.find('=');
+    if (!token.starts_with("--") || eq == std::string::npos) continue;
+    const Spec* s = find(token.substr(0, eq));
+    if (s && s->is_flag) throw UsageError(where + "`" + s->name + "` takes no value");
+  }
+  // CLI11 takes the arguments last-first.
+  std::vector<std::string> reversed(argv.rbegin(), argv.rend());
+  try {
+    app_->parse(reversed);
+  } catch (const CLI::ArgumentMismatch& e) {
+    // "--model: 1 required V missing": an option at the end of the line (otherwise the next
+    // argument is its value, whatever it looks like, as before).
+    const std::string what = e.what();
+    const std::string option = what.substr(0, what.find(':'));
+    throw UsageError(where + "option `" + option + "` needs a value");
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(where + e.what());
+  }
+  const std::vector<std::string> extras = app_->remaining();
+  if (!extras.empty()) {
+    const std::string& first = extras.front();
+    if (looks_like_option(first))
+      throw UsageError(where + "unknown option `" + first.substr(0, first.find('=')) + "`\n" +
+                       help());
+    throw UsageError(where + "unexpected argument `" + first + "`\n" + help());
   }
 }
 
 bool Args::has(const std::string& name) const {
-  if (values_.count(name)) return true;
-  for (const auto& s : specs_)
-    if (s.name == name && s.def) return true;
-  return false;
+  const Spec* s = find(name);
+  return s && (s->option->count() > 0 || s->def);
 }
 
-bool Args::flag_set(const std::string& name) const { return values_.count(name) > 0; }
+bool Args::flag_set(const std::string& name) const {
+  const Spec* s = find(name);
+  return s && s->option->count() > 0;
+}
 
 std::optional<std::string> Args::get_opt(const std::string& name) const {
-  auto it = values_.find(name);
-  if (it != values_.end()) return it->second;
-  for (const auto& s : specs_)
-    if (s.name == name) return s.def;
-  return std::nullopt;
+  const Spec* s = find(name);
+  if (!s) return std::nullopt;
+  if (s->option->count() > 0) return s->value;
+  return s->def;
 }
 
 std::string Args::get(const std::string& name) const {
@@ -126,19 +171,6 @@ bool Args::parse_or_help(const std::vector<std::string>& argv) {
   return !help_requested_;
 }
 
-std::string Args::help() const {
-  std::ostringstream o;
-  o << "usage: rawflow " << command_ << " " << synopsis_ << "\n";
-  const auto row = [&o](std::string left, const std::string& text) {
-    left.resize(std::max<size_t>(left.size(), 28), ' ');
-    o << left << text << "\n";
-  };
-  for (const auto& s : specs_)
-    row("  " + s.name + (s.short_name.empty() ? "" : ", " + s.short_name) + (s.is_flag ? "" : " V"),
-        s.help + (s.def ? " (default " + *s.def + ")" : ""));
-  row("  --help, -h", "show this help");
-  if (accepts_positional_) o << "  " << positional_name_ << "    " << positional_help_ << "\n";
-  return o.str();
-}
+std::string Args::help() const { return app_->help(); }
 
 }  // namespace rawflow::cli

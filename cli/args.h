@@ -1,11 +1,21 @@
 #pragma once
-// Command-line options of one subcommand: declared once (name, value or flag, help), parsed, and
-// reported with one clear message on misuse.
-#include <map>
+// Command-line options of one subcommand: declared once (name, value or flag, help), parsed by
+// CLI11, and reported with one clear message on misuse.
+//
+// The commands keep this small interface (declare, then ask by long name) rather than CLI11's
+// bound variables: the shared option sets (engine, generation, media) are declared by one
+// function and read by another, and defaults of sampling options come from the model file, so
+// "was it given" matters as much as the value.
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
 
 namespace rawflow::cli {
 
@@ -16,10 +26,13 @@ class UsageError : public std::runtime_error {
 
 class Args {
  public:
-  Args(std::string command, std::string synopsis)
-      : command_(std::move(command)), synopsis_(std::move(synopsis)) {}
+  Args(std::string command, std::string synopsis);
+  ~Args();
+  Args(const Args&) = delete;
+  Args& operator=(const Args&) = delete;
 
-  // Declares an option taking a value ("--model", "-m"); `short_name` may be empty.
+  // Declares an option taking a value ("--model", "-m"); `short_name` may be empty. Given twice,
+  // the last value counts.
   Args& option(const std::string& name, const std::string& short_name, const std::string& help,
                std::optional<std::string> def = std::nullopt);
   // Declares a boolean flag.
@@ -46,16 +59,17 @@ class Args {
 
  private:
   struct Spec {
-    std::string name, short_name, help;
+    std::string name;
     bool is_flag = false;
     std::optional<std::string> def;
+    CLI::Option* option = nullptr;  // owned by app_
+    std::string value;              // CLI11 stores the (last) value here
   };
-  const Spec* lookup(const std::string& token) const;
-  std::string command_, synopsis_;
-  std::vector<Spec> specs_;
-  std::string positional_name_, positional_help_;
+  const Spec* find(const std::string& name) const;
+  std::string command_;
+  std::unique_ptr<CLI::App> app_;
+  std::vector<std::unique_ptr<Spec>> specs_;  // each on its own: CLI11 holds &Spec::value
   bool accepts_positional_ = false;
-  std::map<std::string, std::string> values_;
   std::vector<std::string> positionals_;
   bool help_requested_ = false;
 };

@@ -1,47 +1,30 @@
 #include "pipeline/metrics.h"
 
+#include <prometheus/check_names.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
 #include <algorithm>
-#include <charconv>
-#include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <variant>
 
 namespace rawflow::pipeline {
 
 // ---------------------------------------------------------------------------------------------
 // Histogram
 
-Histogram::Histogram(std::vector<double> upper_bounds) : bounds_(std::move(upper_bounds)) {
-  for (size_t i = 0; i < bounds_.size(); ++i) {
-    if (!std::isfinite(bounds_[i]))
-      throw std::invalid_argument("histogram bucket bound " + std::to_string(i) +
-                                  " is not finite (+Inf is implicit)");
-    if (i > 0 && !(bounds_[i] > bounds_[i - 1]))
-      throw std::invalid_argument("histogram bucket bounds must increase strictly (bound " +
-                                  std::to_string(i) + ")");
-  }
-  counts_ = std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1);
-}
-
-void Histogram::observe(double v) noexcept {
-  if (std::isnan(v)) return;
-  // `le` is inclusive: the first bound >= v.
-  const size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin();
-  counts_[bucket].fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(v, std::memory_order_relaxed);
-}
-
 Histogram::Snapshot Histogram::snapshot() const {
+  // prometheus-cpp's Collect() reads the buckets, sum and count under the histogram's lock, so
+  // `count` equals the +Inf bucket within one snapshot.
+  const prometheus::ClientMetric m = series_.Collect();
   Snapshot s;
   s.upper_bounds = bounds_;
-  uint64_t running = 0;
-  for (size_t i = 0; i <= bounds_.size(); ++i) {
-    running += counts_[i].load(std::memory_order_relaxed);
-    s.cumulative.push_back(running);
-  }
-  // The count is the +Inf bucket, so the two always agree in one scrape.
-  s.count = running;
-  s.sum = sum_.load(std::memory_order_relaxed);
+  for (const auto& b : m.histogram.bucket) s.cumulative.push_back(b.cumulative_count);
+  s.count = m.histogram.sample_count;
+  s.sum = m.histogram.sample_sum;
   return s;
 }
 
@@ -49,7 +32,7 @@ Histogram::Snapshot Histogram::snapshot() const {
 // Registry
 
 struct MetricsRegistry::Series {
-  Labels labels;
+  Labels labels;  // sorted by name
   std::unique_ptr<Counter> counter;
   std::unique_ptr<Gauge> gauge;
   std::unique_ptr<Histogram> histogram;
@@ -60,187 +43,171 @@ struct MetricsRegistry::Family {
   std::string help;
   Type type;
   std::vector<double> upper_bounds;
+  // The prometheus-cpp family (owned by registry_) that holds the values.
+  std::variant<prometheus::Family<prometheus::Counter>*, prometheus::Family<prometheus::Gauge>*,
+               prometheus::Family<prometheus::Histogram>*>
+      family;
   std::vector<std::unique_ptr<Series>> series;
 };
 
 namespace {
-
-bool valid_metric_name(std::string_view s) {
-  if (s.empty()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
-    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
-  }
-  return true;
-}
-
-bool valid_label_name(std::string_view s) {
-  if (s.empty() || s.starts_with("__")) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
-  }
-  return true;
-}
 
 const char* type_name(int type) {
   static const char* const names[] = {"counter", "gauge", "histogram"};
   return names[type];
 }
 
-void check_labels(std::string_view metric, const Labels& labels, bool histogram) {
-  for (size_t i = 0; i < labels.size(); ++i) {
-    const std::string& name = labels[i].first;
-    if (!valid_label_name(name))
+// Checked before anything is registered, so that a refused call leaves no empty family behind
+// and the message names the metric. prometheus-cpp's own checks supply the name rules; it keys a
+// series by a std::map, where a label given twice would silently keep one value, and 1.0 does
+// not reserve `le` for histograms: both are refused here.
+void check_names(std::string_view metric, const Labels& sorted, bool histogram) {
+  if (!prometheus::CheckMetricName(std::string(metric)))
+    throw std::invalid_argument("invalid metric name '" + std::string(metric) +
+                                "' (allowed: [a-zA-Z_:][a-zA-Z0-9_:]*)");
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const std::string& name = sorted[i].first;
+    if (!prometheus::CheckLabelName(name))
       throw std::invalid_argument("metric " + std::string(metric) + ": invalid label name '" +
                                   name + "' (allowed: [a-zA-Z_][a-zA-Z0-9_]*, not starting __)");
     if (histogram && name == "le")
       throw std::invalid_argument("metric " + std::string(metric) +
                                   ": label 'le' is reserved for histogram buckets");
-    if (i > 0 && labels[i - 1].first == name)
+    if (i > 0 && sorted[i - 1].first == name)
       throw std::invalid_argument("metric " + std::string(metric) + ": label '" + name +
                                   "' given twice");
   }
 }
 
-std::string escape(std::string_view s, bool quote) {
+void check_bounds(std::string_view metric, const std::vector<double>& bounds) {
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    // prometheus-cpp would render an explicit +Inf bucket twice; it is implicit.
+    if (!std::isfinite(bounds[i]))
+      throw std::invalid_argument("metric " + std::string(metric) + ": histogram bucket bound " +
+                                  std::to_string(i) + " is not finite (+Inf is implicit)");
+    if (i > 0 && !(bounds[i] > bounds[i - 1]))
+      throw std::invalid_argument("metric " + std::string(metric) +
+                                  ": histogram bucket bounds must increase strictly (bound " +
+                                  std::to_string(i) + ")");
+  }
+}
+
+// prometheus-cpp 1.0.1 writes HELP text as given, where the format wants `\` and line feeds
+// escaped (label values it does escape): it is handed the escaped text.
+std::string escape_help(std::string_view help) {
   std::string out;
-  out.reserve(s.size());
-  for (const char c : s) {
+  out.reserve(help.size());
+  for (const char c : help) {
     if (c == '\\')
       out += "\\\\";
     else if (c == '\n')
       out += "\\n";
-    else if (c == '"' && quote)
-      out += "\\\"";
     else
       out += c;
   }
   return out;
 }
 
-std::string format_value(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  char buf[32];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, end);
-}
-
-// `{a="x",b="y"}`, with `extra` (the bucket's le) last; "" when there are no labels at all.
-std::string format_labels(const Labels& labels, std::string_view extra_name = {},
-                          std::string_view extra_value = {}) {
-  if (labels.empty() && extra_name.empty()) return "";
-  std::string out = "{";
-  for (const auto& [name, value] : labels) {
-    if (out.size() > 1) out += ',';
-    out += name + "=\"" + escape(value, true) + '"';
-  }
-  if (!extra_name.empty()) {
-    if (out.size() > 1) out += ',';
-    out += std::string(extra_name) + "=\"" + std::string(extra_value) + '"';
-  }
-  return out + '}';
+std::map<std::string, std::string> to_map(const Labels& labels) {
+  return {labels.begin(), labels.end()};
 }
 
 }  // namespace
 
-MetricsRegistry::MetricsRegistry() = default;
+MetricsRegistry::MetricsRegistry() : registry_(std::make_shared<prometheus::Registry>()) {}
 MetricsRegistry::~MetricsRegistry() = default;
 
-MetricsRegistry::Series& MetricsRegistry::series(std::string_view name, std::string_view help,
-                                                 Type type, Labels labels,
+MetricsRegistry::Family& MetricsRegistry::family(std::string_view name, std::string_view help,
+                                                 Type type,
                                                  const std::vector<double>& upper_bounds) {
-  if (!valid_metric_name(name))
-    throw std::invalid_argument("invalid metric name '" + std::string(name) +
-                                "' (allowed: [a-zA-Z_:][a-zA-Z0-9_:]*)");
-  std::sort(labels.begin(), labels.end());
-  check_labels(name, labels, type == Type::Histogram);
-
-  std::lock_guard lock(mutex_);
   auto it = std::find_if(families_.begin(), families_.end(),
                          [&](const auto& f) { return f->name == name; });
-  Family* f = nullptr;
-  if (it == families_.end()) {
-    auto created = std::make_unique<Family>();
-    created->name = name;
-    created->help = help;
-    created->type = type;
-    created->upper_bounds = upper_bounds;
-    f = families_.emplace_back(std::move(created)).get();
-  } else {
-    f = it->get();
+  if (it != families_.end()) {
+    Family& f = **it;
     const std::string where = "metric " + std::string(name) + " ";
-    if (f->type != type)
-      throw std::invalid_argument(where + "is already a " + type_name(int(f->type)) +
+    if (f.type != type)
+      throw std::invalid_argument(where + "is already a " + type_name(int(f.type)) +
                                   ", asked for a " + type_name(int(type)));
-    if (f->help != help)
+    if (f.help != help)
       throw std::invalid_argument(where + "is already registered with another help text");
-    if (f->upper_bounds != upper_bounds)
+    if (f.upper_bounds != upper_bounds)
       throw std::invalid_argument(where + "is already registered with other buckets");
+    return f;
   }
-  for (const auto& s : f->series)
-    if (s->labels == labels) return *s;
-
-  auto s = std::make_unique<Series>();
-  s->labels = std::move(labels);
+  auto f = std::make_unique<Family>();
+  f->name = name;
+  f->help = help;
+  f->type = type;
+  f->upper_bounds = upper_bounds;
   switch (type) {
     case Type::Counter:
-      s->counter = std::make_unique<Counter>();
+      f->family =
+          &prometheus::BuildCounter().Name(f->name).Help(escape_help(f->help)).Register(*registry_);
       break;
     case Type::Gauge:
-      s->gauge = std::make_unique<Gauge>();
+      f->family =
+          &prometheus::BuildGauge().Name(f->name).Help(escape_help(f->help)).Register(*registry_);
       break;
     case Type::Histogram:
-      s->histogram = std::make_unique<Histogram>(upper_bounds);
+      f->family = &prometheus::BuildHistogram()
+                       .Name(f->name)
+                       .Help(escape_help(f->help))
+                       .Register(*registry_);
       break;
   }
-  return *f->series.emplace_back(std::move(s));
+  return *families_.emplace_back(std::move(f));
+}
+
+MetricsRegistry::Series* MetricsRegistry::find(const Family& f, const Labels& sorted) const {
+  for (const auto& s : f.series)
+    if (s->labels == sorted) return s.get();
+  return nullptr;
 }
 
 Counter& MetricsRegistry::counter(std::string_view name, std::string_view help, Labels labels) {
-  return *series(name, help, Type::Counter, std::move(labels), {}).counter;
+  std::sort(labels.begin(), labels.end());
+  check_names(name, labels, false);
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::Counter, {});
+  if (Series* s = find(f, labels)) return *s->counter;
+  auto& series = std::get<0>(f.family)->Add(to_map(labels));
+  auto s = std::make_unique<Series>();
+  s->labels = std::move(labels);
+  s->counter = std::make_unique<Counter>(series);
+  return *f.series.emplace_back(std::move(s))->counter;
 }
 
 Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help, Labels labels) {
-  return *series(name, help, Type::Gauge, std::move(labels), {}).gauge;
+  std::sort(labels.begin(), labels.end());
+  check_names(name, labels, false);
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::Gauge, {});
+  if (Series* s = find(f, labels)) return *s->gauge;
+  auto& series = std::get<1>(f.family)->Add(to_map(labels));
+  auto s = std::make_unique<Series>();
+  s->labels = std::move(labels);
+  s->gauge = std::make_unique<Gauge>(series);
+  return *f.series.emplace_back(std::move(s))->gauge;
 }
 
 Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view help,
                                       const std::vector<double>& upper_bounds, Labels labels) {
-  // Validate the bounds before the family keeps them.
-  Histogram check(upper_bounds);
-  return *series(name, help, Type::Histogram, std::move(labels), upper_bounds).histogram;
+  std::sort(labels.begin(), labels.end());
+  check_names(name, labels, true);
+  check_bounds(name, upper_bounds);
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::Histogram, upper_bounds);
+  if (Series* s = find(f, labels)) return *s->histogram;
+  auto& series = std::get<2>(f.family)->Add(to_map(labels), upper_bounds);
+  auto s = std::make_unique<Series>();
+  s->labels = std::move(labels);
+  s->histogram = std::make_unique<Histogram>(series, upper_bounds);
+  return *f.series.emplace_back(std::move(s))->histogram;
 }
 
 std::string MetricsRegistry::render_prometheus() const {
-  std::lock_guard lock(mutex_);
-  std::string out;
-  for (const auto& f : families_) {
-    out += "# HELP " + f->name + ' ' + escape(f->help, false) + '\n';
-    out += "# TYPE " + f->name + ' ' + type_name(int(f->type)) + '\n';
-    for (const auto& s : f->series) {
-      if (s->counter)
-        out += f->name + format_labels(s->labels) + ' ' + format_value(s->counter->value()) + '\n';
-      if (s->gauge)
-        out += f->name + format_labels(s->labels) + ' ' + format_value(s->gauge->value()) + '\n';
-      if (s->histogram) {
-        const Histogram::Snapshot snap = s->histogram->snapshot();
-        for (size_t i = 0; i < snap.cumulative.size(); ++i) {
-          const std::string le =
-              i < snap.upper_bounds.size() ? format_value(snap.upper_bounds[i]) : "+Inf";
-          out += f->name + "_bucket" + format_labels(s->labels, "le", le) + ' ' +
-                 std::to_string(snap.cumulative[i]) + '\n';
-        }
-        out += f->name + "_sum" + format_labels(s->labels) + ' ' + format_value(snap.sum) + '\n';
-        out +=
-            f->name + "_count" + format_labels(s->labels) + ' ' + std::to_string(snap.count) + '\n';
-      }
-    }
-  }
-  return out;
+  // The same serializer over the same Collect() as the exposer's GET /metrics.
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
 // A series' `stream` label; nullptr when it has none.

@@ -1,12 +1,19 @@
 #pragma once
-// Counters, gauges and histograms with labels, rendered as Prometheus text (exposition format
-// 0.0.4) for /metrics and as JSON for `stats` events. docs/metrics.md lists every metric rawflow
-// exports (PipelineMetrics below).
+// Counters, gauges and histograms with labels, kept by prometheus-cpp (its core library) and
+// rendered as Prometheus text (exposition format 0.0.4) for /metrics and as JSON for `stats`
+// events. docs/metrics.md lists every metric rawflow exports (PipelineMetrics below).
 //
-// Hot paths hold a handle (Counter&, Gauge&, Histogram&) obtained once at set-up: an increment is
-// one relaxed atomic operation, with no lookup and no lock. Registration and rendering take the
-// registry's lock. Handles stay valid as long as the registry.
-#include <atomic>
+// Hot paths hold a handle (Counter&, Gauge&, Histogram&) obtained once at set-up: an increment
+// goes straight to the prometheus-cpp series, with no lookup and no registry lock. Registration
+// and rendering take the registry's lock. Handles stay valid as long as the registry.
+//
+// The handles are thin wrappers rather than prometheus-cpp's own types so that the graph and the
+// nodes keep one small vocabulary (inc/set/add/observe/value) that does not name the library.
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -16,38 +23,48 @@
 #include <utility>
 #include <vector>
 
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
 namespace rawflow::pipeline {
 
-// Label name → value pairs. Order does not matter: the registry sorts them by name.
+// Label name → value pairs. Order does not matter: series are identified by the sorted set.
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-// Only ever goes up (Prometheus counter). Holds a double so seconds can be counted too.
+// Only ever goes up (Prometheus counter); negative amounts are ignored. Holds a double so
+// seconds can be counted too.
 class Counter {
  public:
-  void inc(double amount = 1.0) noexcept { value_.fetch_add(amount, std::memory_order_relaxed); }
-  double value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  explicit Counter(prometheus::Counter& series) : series_(series) {}
+  void inc(double amount = 1.0) noexcept { series_.Increment(amount); }
+  double value() const noexcept { return series_.Value(); }
 
  private:
-  std::atomic<double> value_{0.0};
+  prometheus::Counter& series_;
 };
 
 // A value that goes up and down (queue depth, rate).
 class Gauge {
  public:
-  void set(double v) noexcept { value_.store(v, std::memory_order_relaxed); }
-  void add(double delta) noexcept { value_.fetch_add(delta, std::memory_order_relaxed); }
-  double value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  explicit Gauge(prometheus::Gauge& series) : series_(series) {}
+  void set(double v) noexcept { series_.Set(v); }
+  void add(double delta) noexcept { series_.Increment(delta); }
+  double value() const noexcept { return series_.Value(); }
 
  private:
-  std::atomic<double> value_{0.0};
+  prometheus::Gauge& series_;
 };
 
 // Observations counted in fixed buckets chosen at registration (upper bounds, inclusive, strictly
 // increasing; the +Inf bucket is implicit). NaN observations are ignored.
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> upper_bounds);
-  void observe(double v) noexcept;
+  Histogram(prometheus::Histogram& series, std::vector<double> upper_bounds)
+      : series_(series), bounds_(std::move(upper_bounds)) {}
+  void observe(double v) noexcept {
+    if (!std::isnan(v)) series_.Observe(v);
+  }
 
   struct Snapshot {
     std::vector<double> upper_bounds;  // without +Inf
@@ -55,13 +72,13 @@ class Histogram {
     double sum = 0;
     uint64_t count = 0;
   };
+  // One consistent reading (prometheus-cpp updates a histogram under its own lock).
   Snapshot snapshot() const;
   const std::vector<double>& upper_bounds() const { return bounds_; }
 
  private:
+  prometheus::Histogram& series_;
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1, not cumulative
-  std::atomic<double> sum_{0.0};
 };
 
 class MetricsRegistry {
@@ -72,39 +89,44 @@ class MetricsRegistry {
   MetricsRegistry& operator=(const MetricsRegistry&) = delete;
 
   // Registers the series (name, labels) on first call; later calls return the same handle.
-  // Throws std::invalid_argument for an invalid metric or label name, a name already registered
-  // with another type, help text or (histograms) other buckets.
+  // Throws std::invalid_argument for an invalid metric or label name, a label given twice, a name
+  // already registered with another type, help text or (histograms) other buckets.
   Counter& counter(std::string_view name, std::string_view help, Labels labels = {});
   Gauge& gauge(std::string_view name, std::string_view help, Labels labels = {});
   Histogram& histogram(std::string_view name, std::string_view help,
                        const std::vector<double>& upper_bounds, Labels labels = {});
 
-  // Prometheus text exposition format 0.0.4: per family `# HELP`, `# TYPE`, then its series, in
-  // registration order.
+  // Prometheus text exposition format 0.0.4 (prometheus-cpp's TextSerializer): per family
+  // `# HELP`, `# TYPE`, then its series; families grouped by type (counters, gauges,
+  // histograms), each in registration order. Exactly what GET /metrics serves.
   std::string render_prometheus() const;
-  // {"<name>": [{"labels": {...}, "value": v}, ...], ...}; histograms carry count, sum and
-  // buckets [[le, cumulative], ...] instead of value. With `stream` non-empty: only the series
-  // whose `stream` label equals it.
+  // {"<name>": [{"labels": {...}, "value": v}, ...], ...} in registration order; histograms
+  // carry count, sum and buckets [[le, cumulative], ...] instead of value. With `stream`
+  // non-empty: only the series whose `stream` label equals it.
   std::string render_json(std::string_view stream = {}) const;
   // The same, for the series that have no `stream` label: the engine's and the sinks'.
   std::string render_json_unstreamed() const;
 
  private:
+  enum class Type { Counter, Gauge, Histogram };
   struct Series;
+  struct Family;
   static const std::string* stream_of(const Series& s);
   std::string render_json_if(const std::function<bool(const Series&)>& take) const;
-  struct Family;
-  enum class Type { Counter, Gauge, Histogram };
-  Series& series(std::string_view name, std::string_view help, Type type, Labels labels,
+  Family& family(std::string_view name, std::string_view help, Type type,
                  const std::vector<double>& upper_bounds);
+  Series* find(const Family& f, const Labels& sorted) const;
 
+  std::shared_ptr<prometheus::Registry> registry_;
   mutable std::mutex mutex_;
+  // Our own record of families and series, in registration order: it checks re-registrations
+  // (help text, buckets) that prometheus-cpp does not, hands out stable handles, and orders the
+  // JSON of stats events.
   std::vector<std::unique_ptr<Family>> families_;
 };
 
 // Content-Type of render_prometheus()'s text.
 inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
-
 // One stream's series, resolved once when the graph is set up (PipelineMetrics::for_stream).
 struct StreamMetrics {
   Counter& video_frames_in;

@@ -13,6 +13,7 @@ packages=(
   libtbb-dev libdnnl-dev ocl-icd-opencl-dev
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
   libzmq3-dev cppzmq-dev libyaml-cpp-dev libboost-test-dev nlohmann-json3-dev libcpp-httplib-dev
+  prometheus-cpp-dev libcli11-dev
   ffmpeg espeak-ng sox libsox-fmt-base
   python3-torch libopenblas0-pthread flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   python3-numpy python3-pil python3-zmq python3-yaml python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp

@@ -94,9 +94,8 @@ struct Pipeline::Impl {
   std::vector<NamedSink> sinks;
   std::unique_ptr<nodes::MetricsServer> metrics_server;
 
-  // Per stream: its series and ledger, its source (made when its gateway starts).
+  // Per stream: its series and ledger.
   std::vector<std::unique_ptr<StreamHandles>> streams;
-  std::vector<std::unique_ptr<nodes::Source>> sources;
 
   // The node bodies (nodes/), then the graph's nodes that run them.
   std::vector<std::unique_ptr<nodes::Framing>> framing_bodies;
@@ -114,6 +113,9 @@ struct Pipeline::Impl {
   std::vector<std::unique_ptr<SinkNode>> sink_nodes;
   GraphMap map;
   std::unique_ptr<std::latch> sources_started;
+  // Each stream's source, made when its gateway starts. Declared after the nodes: destroyed (its
+  // thread stopped, its end unit put) while the gateways it feeds still exist.
+  std::vector<std::unique_ptr<nodes::Source>> sources;
 
   // Declared after the nodes: destroyed first, since cancelling its requests calls into them.
   std::unique_ptr<BatchScheduler> scheduler;

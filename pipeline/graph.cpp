@@ -113,14 +113,23 @@ struct Pipeline::Impl {
   std::vector<std::unique_ptr<SinkNode>> sink_nodes;
   GraphMap map;
   std::unique_ptr<std::latch> sources_started;
-  // Each stream's source, made when its gateway starts. Declared after the nodes: destroyed (its
-  // thread stopped, its end unit put) while the gateways it feeds still exist.
+  // Each stream's source, made when its gateway starts.
   std::vector<std::unique_ptr<nodes::Source>> sources;
 
   // Declared after the nodes: destroyed first, since cancelling its requests calls into them.
   std::unique_ptr<BatchScheduler> scheduler;
 
   explicit Impl(PipelineConfig c) : cfg(std::move(c)) {}
+  // run() shuts down in order; this is for a Pipeline destroyed without that (never run, or a run
+  // that threw): no more input, the engine's work cancelled, the graph drained, before any
+  // member goes. The engine thread is not running here (run()'s jthread joined on the way out).
+  ~Impl() {
+    for (auto& s : sources)
+      if (s) s->stop();
+    if (decoder_body) decoder_body->close();
+    if (scheduler) scheduler->cancel_all();
+    g.wait_for_all();
+  }
 
   void load_engine();
   void make_sinks();

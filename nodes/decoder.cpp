@@ -43,7 +43,7 @@ void Decoder::operator()(pipeline::DecodeJob job, Emit emit, std::function<void(
                                     std::chrono::duration<double>(task.deadline_s));
   g.live = info.droppable;
   g.on_partial = [this, info, emit](const pipeline::TokenDelta& d) {
-    Outcome o = outcome(info, ResultEvent::Kind::Partial);
+    Outcome o = pipeline::outcome_of(cfg_, info, ResultEvent::Kind::Partial, model_);
     o.event.text = d.text;
     o.event.generated_tokens = d.generated_tokens;
     emit(std::move(o));
@@ -76,17 +76,9 @@ void Decoder::close() {
   closed_ = true;
 }
 
-Outcome Decoder::outcome(const pipeline::RequestInfo& r, ResultEvent::Kind kind) const {
-  Outcome o{r, make_event(kind, cfg_.streams[r.stream].name, cfg_.tasks[r.task].name, model_)};
-  o.event.request_id = r.id;
-  o.event.media_start_s = r.start_s;
-  o.event.media_start_utc = r.start_utc;
-  o.event.media_end_s = r.end_s;
-  return o;
-}
-
 Outcome Decoder::final_of(const pipeline::RequestInfo& r, const GenerationResult& res) const {
-  Outcome o = outcome(r, res.ok() ? ResultEvent::Kind::Final : ResultEvent::Kind::Error);
+  Outcome o = pipeline::outcome_of(
+      cfg_, r, res.ok() ? ResultEvent::Kind::Final : ResultEvent::Kind::Error, model_);
   ResultEvent& e = o.event;
   e.text = res.text;
   e.prompt_tokens = res.prompt_tokens;

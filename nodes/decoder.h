@@ -35,7 +35,6 @@ class Decoder {
   void close();
 
  private:
-  pipeline::Outcome outcome(const pipeline::RequestInfo& r, pipeline::ResultEvent::Kind kind) const;
   pipeline::Outcome final_of(const pipeline::RequestInfo& r,
                              const pipeline::GenerationResult& res) const;
 

@@ -70,12 +70,7 @@ PromptInput Projection::prompt_of(MediaRequest& r) const {
 }
 
 Outcome Projection::error(const pipeline::RequestInfo& r, std::string message) const {
-  Outcome o{r, make_event(ResultEvent::Kind::Error, cfg_.streams[r.stream].name,
-                          cfg_.tasks[r.task].name, model_)};
-  o.event.request_id = r.id;
-  o.event.media_start_s = r.start_s;
-  o.event.media_start_utc = r.start_utc;
-  o.event.media_end_s = r.end_s;
+  Outcome o = pipeline::outcome_of(cfg_, r, ResultEvent::Kind::Error, model_);
   o.event.error = std::move(message);
   return o;
 }

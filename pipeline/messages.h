@@ -57,4 +57,15 @@ struct Outcome {
   bool is_final() const { return event.kind != ResultEvent::Kind::Partial; }
 };
 
+// An event of `kind` about request `r` of `cfg`, made now: its stream, task, id and media range.
+inline Outcome outcome_of(const PipelineConfig& cfg, const RequestInfo& r, ResultEvent::Kind kind,
+                          const std::string& model) {
+  Outcome o{r, make_event(kind, cfg.streams[r.stream].name, cfg.tasks[r.task].name, model)};
+  o.event.request_id = r.id;
+  o.event.media_start_s = r.start_s;
+  o.event.media_start_utc = r.start_utc;
+  o.event.media_end_s = r.end_s;
+  return o;
+}
+
 }  // namespace rawflow::pipeline

@@ -7,8 +7,8 @@
 #include "cli/commands.h"
 #include "cli/engine_options.h"
 #include "cli/generation.h"
-#include "model/chat.h"
 #include "model/error.h"
+#include "model/gemma4/chat.h"
 #include "model/model_loader.h"
 
 namespace rawflow::cli {

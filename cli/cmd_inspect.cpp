@@ -14,7 +14,7 @@
 #include "media/embed.h"
 #include "media/image_budget.h"
 #include "media/resize.h"
-#include "model/gguf.h"
+#include "model/formats/gguf.h"
 #include "model/model_loader.h"
 
 namespace rawflow::cli {

@@ -1,14 +1,14 @@
-// `rawflow model synth`: writes random-weight Gemma 4 test models (model/synth.h).
-// `rawflow model convert`: a Hugging Face checkpoint directory into GGUF (model/convert.h).
+// `rawflow model synth`: writes random-weight Gemma 4 test models (model/synth/synth.h).
+// `rawflow model convert`: a Hugging Face checkpoint directory into GGUF (model/formats/convert.h).
 #include <cstdio>
 #include <string>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "model/convert.h"
-#include "model/dtype.h"
 #include "model/error.h"
-#include "model/synth.h"
+#include "model/formats/convert.h"
+#include "model/formats/dtype.h"
+#include "model/synth/synth.h"
 
 namespace rawflow::cli {
 namespace {

@@ -9,8 +9,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "model/error.h"
-#include "model/gguf.h"
-#include "model/tokenizer.h"
+#include "model/formats/gguf.h"
+#include "model/tokenizer/tokenizer.h"
 
 namespace rawflow::cli {
 namespace {

@@ -1,7 +1,7 @@
 #pragma once
 // The engine options every model-running command shares, declared and read in one place.
 #include "cli/args.h"
-#include "model/gemma4_text.h"
+#include "model/gemma4/gemma4_text.h"
 
 namespace rawflow::cli {
 

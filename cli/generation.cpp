@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "model/chat.h"
+#include "model/gemma4/chat.h"
 
 namespace rawflow::cli {
 namespace {

@@ -5,9 +5,9 @@
 #include <string>
 
 #include "cli/args.h"
+#include "model/gemma4/multimodal_prompt.h"
+#include "model/gemma4/sampler.h"
 #include "model/model_loader.h"
-#include "model/multimodal_prompt.h"
-#include "model/sampler.h"
 
 namespace rawflow::cli {
 

@@ -9,11 +9,11 @@
 #include "cli/args.h"
 #include "media/embed.h"
 #include "media/media_turn.h"
-#include "model/chat.h"
-#include "model/gemma4_audio.h"
-#include "model/gemma4_mmproj.h"
-#include "model/gemma4_vision.h"
-#include "model/multimodal_prompt.h"
+#include "model/gemma4/chat.h"
+#include "model/gemma4/gemma4_audio.h"
+#include "model/gemma4/gemma4_mmproj.h"
+#include "model/gemma4/gemma4_vision.h"
+#include "model/gemma4/multimodal_prompt.h"
 
 namespace rawflow::cli {
 

@@ -7,9 +7,9 @@
 #include "media/decode.h"
 #include "media/image.h"
 #include "media/image_budget.h"
-#include "model/gemma4_audio.h"
-#include "model/gemma4_vision.h"
-#include "model/multimodal_prompt.h"
+#include "model/gemma4/gemma4_audio.h"
+#include "model/gemma4/gemma4_vision.h"
+#include "model/gemma4/multimodal_prompt.h"
 
 namespace rawflow::media {
 

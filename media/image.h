@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/audio_frames.h"
+#include "model/gemma4/audio_frames.h"
 
 namespace rawflow::media {
 

@@ -8,9 +8,9 @@
 
 #include "media/decode.h"
 #include "media/embed.h"
-#include "model/chat.h"
-#include "model/multimodal_prompt.h"
-#include "model/tokenizer.h"
+#include "model/gemma4/chat.h"
+#include "model/gemma4/multimodal_prompt.h"
+#include "model/tokenizer/tokenizer.h"
 
 namespace rawflow::media {
 

@@ -3,35 +3,27 @@
 #include <filesystem>
 
 #include "model/error.h"
-#include "model/gguf.h"
-#include "model/hf_checkpoint.h"
-#include "model/vocab.h"
+#include "model/formats/gguf.h"
+#include "model/formats/hf_checkpoint.h"
+#include "model/tokenizer/vocab.h"
 
 namespace rawflow {
 namespace {
 
 class GgufWeights : public WeightSource {
  public:
-  explicit GgufWeights(std::unique_ptr<GgufFile> f) : file_(std::move(f)) {
-    config_ = Gemma4Config::from_gguf(*file_);
-    for (const auto& t : file_->tensors()) refs_.push_back(file_->ref(t));
-    for (size_t i = 0; i < refs_.size(); ++i) index_[refs_[i].name] = i;
-  }
-  const TensorRef* find(const std::string& name) const override {
-    auto it = index_.find(name);
-    return it == index_.end() ? nullptr : &refs_[it->second];
-  }
-  const std::vector<TensorRef>& all() const override { return refs_; }
+  explicit GgufWeights(std::unique_ptr<GgufFile> f)
+      : config_(Gemma4Config::from_gguf(*f)), tensors_(std::move(f)) {}
+  const TensorRef* find(const std::string& name) const override { return tensors_.find(name); }
+  const std::vector<TensorRef>& all() const override { return tensors_.all(); }
   const Gemma4Config& config() const override { return config_; }
-  const std::string& path() const override { return file_->path(); }
-  size_t file_bytes() const override { return file_->file_size(); }
-  const GgufFile& file() const { return *file_; }
+  const std::string& path() const override { return tensors_.path(); }
+  size_t file_bytes() const override { return tensors_.file().file_size(); }
+  const GgufFile& file() const { return tensors_.file(); }
 
  private:
-  std::unique_ptr<GgufFile> file_;
   Gemma4Config config_;
-  std::vector<TensorRef> refs_;
-  std::map<std::string, size_t> index_;
+  GgufTensors tensors_;
 };
 
 }  // namespace

@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
-#include "model/gemma4_text.h"
-#include "model/tokenizer.h"
-#include "model/weight_source.h"
+#include "model/formats/weight_source.h"
+#include "model/gemma4/gemma4_text.h"
+#include "model/tokenizer/tokenizer.h"
 
 namespace rawflow {
 

@@ -15,9 +15,9 @@
 #include <variant>
 #include <vector>
 
-#include "model/gemma4_audio.h"
-#include "model/gemma4_vision.h"
-#include "model/tokenizer.h"
+#include "model/gemma4/gemma4_audio.h"
+#include "model/gemma4/gemma4_vision.h"
+#include "model/tokenizer/tokenizer.h"
 #include "pipeline/config.h"
 #include "pipeline/messages.h"
 #include "pipeline/overlap_meter.h"

@@ -4,9 +4,9 @@
 #include <optional>
 #include <utility>
 
-#include "model/chat.h"
 #include "model/error.h"
-#include "model/kv_cache.h"
+#include "model/gemma4/chat.h"
+#include "model/gemma4/kv_cache.h"
 
 namespace rawflow::pipeline {
 

@@ -26,10 +26,10 @@
 #include <string_view>
 #include <vector>
 
-#include "model/gemma4_text.h"
-#include "model/multimodal_prompt.h"
-#include "model/sampler.h"
-#include "model/tokenizer.h"
+#include "model/gemma4/gemma4_text.h"
+#include "model/gemma4/multimodal_prompt.h"
+#include "model/gemma4/sampler.h"
+#include "model/tokenizer/tokenizer.h"
 
 namespace rawflow::pipeline {
 

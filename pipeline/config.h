@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "model/sampler.h"
+#include "model/gemma4/sampler.h"
 
 namespace rawflow {
 

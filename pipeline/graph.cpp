@@ -8,9 +8,9 @@
 #include <thread>
 #include <tuple>
 
-#include "model/gemma4_audio.h"
-#include "model/gemma4_mmproj.h"
-#include "model/gemma4_vision.h"
+#include "model/gemma4/gemma4_audio.h"
+#include "model/gemma4/gemma4_mmproj.h"
+#include "model/gemma4/gemma4_vision.h"
 #include "model/model_loader.h"
 #include "nodes/decoder.h"
 #include "nodes/framing.h"

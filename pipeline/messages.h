@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "media/image.h"
-#include "model/multimodal_prompt.h"
+#include "model/gemma4/multimodal_prompt.h"
 #include "pipeline/result.h"
 #include "pipeline/windows.h"
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <type_traits>
 #include <variant>
 
 namespace rawflow::pipeline {
@@ -164,45 +165,50 @@ MetricsRegistry::Series* MetricsRegistry::find(const Family& f, const Labels& so
   return nullptr;
 }
 
-Counter& MetricsRegistry::counter(std::string_view name, std::string_view help, Labels labels) {
+template <class Handle>
+Handle& MetricsRegistry::series(std::string_view name, std::string_view help, Type type,
+                                Labels labels, const std::vector<double>& upper_bounds) {
+  constexpr bool kHistogram = std::is_same_v<Handle, Histogram>;
+  std::unique_ptr<Handle> Series::*slot;
+  if constexpr (std::is_same_v<Handle, Counter>)
+    slot = &Series::counter;
+  else if constexpr (std::is_same_v<Handle, Gauge>)
+    slot = &Series::gauge;
+  else
+    slot = &Series::histogram;
   std::sort(labels.begin(), labels.end());
-  check_names(name, labels, false);
+  check_names(name, labels, kHistogram);
+  if constexpr (kHistogram) check_bounds(name, upper_bounds);
   std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::Counter, {});
-  if (Series* s = find(f, labels)) return *s->counter;
-  auto& series = std::get<0>(f.family)->Add(to_map(labels));
-  auto s = std::make_unique<Series>();
-  s->labels = std::move(labels);
-  s->counter = std::make_unique<Counter>(series);
-  return *f.series.emplace_back(std::move(s))->counter;
+  Family& f = family(name, help, type, upper_bounds);
+  if (Series* s = find(f, labels)) return *((*s).*slot);
+  using Prom = std::conditional_t<
+      kHistogram, prometheus::Histogram,
+      std::conditional_t<std::is_same_v<Handle, Counter>, prometheus::Counter, prometheus::Gauge>>;
+  prometheus::Family<Prom>& values = *std::get<prometheus::Family<Prom>*>(f.family);
+  auto added = std::make_unique<Series>();
+  if constexpr (kHistogram)
+    (*added).*slot =
+        std::make_unique<Handle>(values.Add(to_map(labels), upper_bounds), upper_bounds);
+  else
+    (*added).*slot = std::make_unique<Handle>(values.Add(to_map(labels)));
+  added->labels = std::move(labels);
+  Handle& handle = *((*added).*slot);
+  f.series.push_back(std::move(added));
+  return handle;
+}
+
+Counter& MetricsRegistry::counter(std::string_view name, std::string_view help, Labels labels) {
+  return series<Counter>(name, help, Type::Counter, std::move(labels), {});
 }
 
 Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help, Labels labels) {
-  std::sort(labels.begin(), labels.end());
-  check_names(name, labels, false);
-  std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::Gauge, {});
-  if (Series* s = find(f, labels)) return *s->gauge;
-  auto& series = std::get<1>(f.family)->Add(to_map(labels));
-  auto s = std::make_unique<Series>();
-  s->labels = std::move(labels);
-  s->gauge = std::make_unique<Gauge>(series);
-  return *f.series.emplace_back(std::move(s))->gauge;
+  return series<Gauge>(name, help, Type::Gauge, std::move(labels), {});
 }
 
 Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view help,
                                       const std::vector<double>& upper_bounds, Labels labels) {
-  std::sort(labels.begin(), labels.end());
-  check_names(name, labels, true);
-  check_bounds(name, upper_bounds);
-  std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::Histogram, upper_bounds);
-  if (Series* s = find(f, labels)) return *s->histogram;
-  auto& series = std::get<2>(f.family)->Add(to_map(labels), upper_bounds);
-  auto s = std::make_unique<Series>();
-  s->labels = std::move(labels);
-  s->histogram = std::make_unique<Histogram>(series, upper_bounds);
-  return *f.series.emplace_back(std::move(s))->histogram;
+  return series<Histogram>(name, help, Type::Histogram, std::move(labels), upper_bounds);
 }
 
 std::string MetricsRegistry::render_prometheus() const {

@@ -116,6 +116,10 @@ class MetricsRegistry {
   Family& family(std::string_view name, std::string_view help, Type type,
                  const std::vector<double>& upper_bounds);
   Series* find(const Family& f, const Labels& sorted) const;
+  // counter(), gauge() and histogram(): the series (name, labels) of a family of `type`.
+  template <class Handle>
+  Handle& series(std::string_view name, std::string_view help, Type type, Labels labels,
+                 const std::vector<double>& upper_bounds);
 
   std::shared_ptr<prometheus::Registry> registry_;
   mutable std::mutex mutex_;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "media/image.h"
-#include "model/audio_frames.h"
+#include "model/gemma4/audio_frames.h"
 #include "pipeline/config.h"
 
 namespace rawflow::pipeline {

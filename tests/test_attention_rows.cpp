@@ -1,7 +1,9 @@
 // attend_block (blocks of query rows × pairs of heads) against the one-row, one-head path it
 // replaces — vec::dot per key, vec::softmax over the row's 16-aligned groups,
 // vec::weighted_sum_lanes — bit for bit, on the key ranges attention produces: causal, sliding
-// windows, bidirectional blocks that reach past a row, and a window that starts mid-group.
+// windows, bidirectional blocks that reach past a row, and a window that starts mid-group; and
+// attend_rows (block planning over several sequences, keys gathered from this forward's rows and
+// from each sequence's cache) against the same reference, row by row and head by head.
 #define BOOST_TEST_MODULE test_attention_rows
 #include <boost/test/unit_test.hpp>
 #include <cstring>
@@ -9,7 +11,8 @@
 #include <random>
 #include <vector>
 
-#include "model/attention_mask.h"
+#include "model/gemma4/attention_mask.h"
+#include "model/gemma4/kv_cache.h"
 #include "model/kernels/attention_rows.h"
 #include "model/kernels/vec.h"
 
@@ -116,3 +119,84 @@ BOOST_AUTO_TEST_CASE(bidirectional_block_reaching_past_the_rows) {
 }
 
 BOOST_AUTO_TEST_CASE(one_row_decode) { check(1500, 1499, 1, 1024, 0, 0, 2, 256, 9); }
+
+namespace {
+
+// Two sequences in one call — one continuing a cache (some keys from the cache, some fresh), one
+// starting empty — on one layer of n_head heads over n_kv KV heads, sliding with `window` or full.
+void check_rows(int64_t n_head, int64_t n_kv, int64_t D, int64_t window, uint32_t seed) {
+  Gemma4Config cfg;
+  cfg.n_layer = 1;
+  cfg.layer_sliding = {window > 0};
+  cfg.n_head = n_head;
+  cfg.n_kv_head_swa = cfg.n_kv_head_full = n_kv;
+  cfg.head_dim_swa = cfg.head_dim_full = D;
+  cfg.full_k_eq_v = false;
+  cfg.sliding_window = window > 0 ? window : 4096;
+  const int64_t kw = n_kv * D, qw = n_head * D;
+  const std::vector<int64_t> past{45, 0}, fresh{19, 11};  // per sequence
+  KvCache c0(cfg), c1(cfg);
+  std::vector<KvCache*> caches{&c0, &c1};
+  // All K/V rows by absolute position, per sequence; the cached ones are copied into the cache.
+  std::vector<std::vector<float>> K(2), V(2);
+  for (int s = 0; s < 2; ++s) {
+    const int64_t n = past[s] + fresh[s];
+    K[s] = randv(static_cast<size_t>(n * kw), seed + 10 * s);
+    V[s] = randv(static_cast<size_t>(n * kw), seed + 10 * s + 1);
+    caches[s]->reserve_and_advance(past[s]);
+    for (int64_t p = 0; p < past[s]; ++p) {
+      std::copy_n(K[s].data() + p * kw, kw, caches[s]->k_mut(0, p));
+      std::copy_n(V[s].data() + p * kw, kw, caches[s]->v_mut(0, p));
+    }
+    caches[s]->reserve_and_advance(fresh[s]);  // the forward advances before attending
+  }
+  const std::vector<int64_t> row0{0, fresh[0], fresh[0] + fresh[1]}, first_new = past;
+  const int64_t R = row0.back();
+  std::vector<float> Kf(static_cast<size_t>(R * kw)), Vf = Kf;
+  std::vector<KeyRange> keys(static_cast<size_t>(R));
+  for (int s = 0; s < 2; ++s)
+    for (int64_t i = 0; i < fresh[s]; ++i) {
+      const int64_t r = row0[s] + i, p = past[s] + i;
+      std::copy_n(K[s].data() + p * kw, kw, Kf.data() + r * kw);
+      std::copy_n(V[s].data() + p * kw, kw, Vf.data() + r * kw);
+      keys[r] = visible_keys(p, window > 0, window, -1);
+    }
+  const auto Q = randv(static_cast<size_t>(R * qw), seed + 99);
+  std::vector<float> out(static_cast<size_t>(R * qw));
+  AttentionRows a;
+  a.n_head = n_head;
+  a.n_kv_head = n_kv;
+  a.head_dim = D;
+  a.q = Q.data();
+  a.k = Kf.data();
+  a.v = Vf.data();
+  a.out = out.data();
+  a.keys = keys.data();
+  a.row0 = row0;
+  a.first_new = first_new;
+  a.caches = caches;
+  attend_rows(a);
+  for (int s = 0; s < 2; ++s)
+    for (int64_t i = 0; i < fresh[s]; ++i) {
+      const int64_t r = row0[s] + i;
+      for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t j = h / (n_head / n_kv);
+        std::vector<const float*> kr, vr;
+        for (int64_t p = 0; p <= keys[r].hi; ++p) {
+          kr.push_back(K[s].data() + p * kw + j * D);
+          vr.push_back(V[s].data() + p * kw + j * D);
+        }
+        const auto ref = one_row(Q.data() + r * qw + h * D, keys[r], 0, kr, vr, D);
+        BOOST_TEST(std::memcmp(ref.data(), out.data() + r * qw + h * D, D * sizeof(float)) == 0,
+                   "sequence " << s << " row " << i << " head " << h << " window " << window);
+      }
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(rows_of_two_sequences_with_and_without_a_cache) {
+  check_rows(4, 2, 64, 0, 20);   // pairs of heads per KV head, full attention
+  check_rows(4, 2, 64, 30, 21);  // a sliding window shorter than the cached part
+  check_rows(3, 1, 32, 0, 22);   // an odd number of heads per KV head: one head per block
+}

@@ -12,11 +12,11 @@
 #include <random>
 #include <thread>
 
-#include "model/chat.h"
 #include "model/error.h"
-#include "model/kv_cache.h"
+#include "model/gemma4/chat.h"
+#include "model/gemma4/kv_cache.h"
+#include "model/gemma4/multimodal_prompt.h"
 #include "model/model_loader.h"
-#include "model/multimodal_prompt.h"
 #include "pipeline/batch_scheduler.h"
 #include "tests/test_models.h"
 

@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include "model/chat.h"
 #include "model/error.h"
-#include "model/vocab.h"
+#include "model/gemma4/chat.h"
+#include "model/tokenizer/vocab.h"
 
 using namespace rawflow;
 

@@ -1,8 +1,9 @@
 #define BOOST_TEST_MODULE test_convert
-// `model convert` (model/convert.h) on checkpoints written by `model synth --format safetensors`:
-// the same values go through the same layout code (model/gguf_export.h) as `model synth`'s direct
-// GGUF output, so the converted files must equal synth's GGUFs tensor for tensor, byte for byte,
-// and key for key (except general.name); and the errors name the file or tensor at fault.
+// `model convert` (model/formats/convert.h) on checkpoints written by `model synth --format
+// safetensors`: the same values go through the same layout code (model/formats/gguf_export.h) as
+// `model synth`'s direct GGUF output, so the converted files must equal synth's GGUFs tensor for
+// tensor, byte for byte, and key for key (except general.name); and the errors name the file or
+// tensor at fault.
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -13,16 +14,16 @@
 #include <string>
 #include <vector>
 
-#include "model/convert.h"
 #include "model/error.h"
-#include "model/gemma4_mmproj.h"
-#include "model/gemma4_text.h"
-#include "model/gguf.h"
-#include "model/kv_cache.h"
+#include "model/formats/convert.h"
+#include "model/formats/gguf.h"
+#include "model/formats/safetensors.h"
+#include "model/gemma4/gemma4_mmproj.h"
+#include "model/gemma4/gemma4_text.h"
+#include "model/gemma4/kv_cache.h"
 #include "model/model_loader.h"
-#include "model/safetensors.h"
-#include "model/synth.h"
-#include "model/tokenizer.h"
+#include "model/synth/synth.h"
+#include "model/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 using namespace rawflow;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/chat.h"
+#include "model/gemma4/chat.h"
 #include "nodes/decoder.h"
 #include "tests/test_models.h"
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "model/error.h"
-#include "model/gguf.h"
+#include "model/formats/gguf.h"
 
 namespace fs = std::filesystem;
 using namespace rawflow;

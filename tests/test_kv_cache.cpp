@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/kv_cache.h"
+#include "model/gemma4/kv_cache.h"
 
 using namespace rawflow;
 

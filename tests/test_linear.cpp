@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "model/formats/quant.h"
 #include "model/kernels/linear.h"
-#include "model/quant.h"
 
 using namespace rawflow;
 

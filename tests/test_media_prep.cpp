@@ -21,9 +21,9 @@
 #include "media/media_error.h"
 #include "media/resize.h"
 #include "media/video_sampling.h"
-#include "model/audio_frames.h"
 #include "model/error.h"
-#include "model/vision_patches.h"
+#include "model/gemma4/audio_frames.h"
+#include "model/gemma4/vision_patches.h"
 
 namespace fs = std::filesystem;
 using namespace rawflow;

@@ -1,6 +1,6 @@
 #define BOOST_TEST_MODULE test_mmproj
-// The mmproj loader (model/gemma4_mmproj.h) and the gemma4uv / gemma4ua embedders
-// (model/gemma4_vision.h, model/gemma4_audio.h) on files written by `model synth`:
+// The mmproj loader (model/gemma4/gemma4_mmproj.h) and the gemma4uv / gemma4ua embedders
+// (model/gemma4/gemma4_vision.h, model/gemma4/gemma4_audio.h) on files written by `model synth`:
 // both file kinds, both HF naming variants, the errors, and the rows against a plain double
 // reference written from spec §3.2–3.3 and §4 (not from rawflow's code).
 #include <algorithm>
@@ -20,14 +20,14 @@
 #include <vector>
 
 #include "model/error.h"
-#include "model/gemma4_audio.h"
-#include "model/gemma4_mmproj.h"
-#include "model/gemma4_vision.h"
-#include "model/gguf.h"
+#include "model/formats/gguf.h"
+#include "model/formats/quant.h"
+#include "model/formats/safetensors.h"
+#include "model/gemma4/gemma4_audio.h"
+#include "model/gemma4/gemma4_mmproj.h"
+#include "model/gemma4/gemma4_vision.h"
 #include "model/model_loader.h"
-#include "model/quant.h"
-#include "model/safetensors.h"
-#include "model/synth.h"
+#include "model/synth/synth.h"
 
 namespace fs = std::filesystem;
 using namespace rawflow;
@@ -560,6 +560,55 @@ BOOST_AUTO_TEST_CASE(hf_errors_name_file_and_tensor) {
 
 // Tolerance 1e-4 (the issue's): rawflow computes in f32 (6912-long products, three LayerNorms),
 // the reference in double on the same stored weights; measured worst rows ≈ 5e-7 in every case.
+// The text decoder's tensors go through the same checks (model/formats/tensor_source.h), with
+// messages in the names and shape order of the file the user has.
+BOOST_AUTO_TEST_CASE(text_tensors_are_checked_like_the_embedders) {
+  const Fixture& fx = fixture(DType::F32);
+  auto load_err = [](const std::string& path) { return error_of([&] { load_model(path); }); };
+  const std::string gguf = (work_dir() / "broken-text.gguf").string();
+  rewrite_gguf(fx.gguf, gguf, nullptr, [](TensorCopy& c) {
+    if (c.name == "blk.0.attn_q.weight") {
+      c.ne = {256, 128};
+      c.bytes.resize(c.bytes.size() / 2);
+    }
+    return true;
+  });
+  std::string e = load_err(gguf);
+  BOOST_TEST(contains(e, gguf + ": tensor `blk.0.attn_q.weight` has ne [256, 128], expected [256, "
+                                "256]"),
+             e);
+  rewrite_gguf(fx.gguf, gguf, nullptr,
+               [](TensorCopy& c) { return c.name != "blk.1.ffn_up.weight"; });
+  e = load_err(gguf);
+  BOOST_TEST(contains(e, gguf + ": tensor `blk.1.ffn_up.weight` is missing"), e);
+
+  const std::string dir = (work_dir() / "broken-text-hf").string();
+  rewrite_hf(fx.hf_dir, dir, nullptr, [](TensorCopy& c) {
+    if (c.name == "model.language_model.layers.0.self_attn.q_proj.weight") {
+      c.ne = {128, 256};
+      c.bytes.resize(c.bytes.size() / 2);
+    }
+    return true;
+  });
+  e = load_err(dir);
+  BOOST_TEST(contains(e, "tensor model.language_model.layers.0.self_attn.q_proj.weight in " + dir),
+             e);
+  BOOST_TEST(contains(e, "has shape [128, 256], expected [256, 256]"), e);
+  // A norm vector stored in a block format cannot be read as floats: named with its dtype.
+  rewrite_gguf(fx.gguf, gguf, nullptr, [](TensorCopy& c) {
+    if (c.name == "blk.0.attn_norm.weight") {
+      c.dtype = DType::Q8_0;
+      c.bytes.assign(256 / 32 * 34, 0);
+    }
+    return true;
+  });
+  e = load_err(gguf);
+  BOOST_TEST(contains(e,
+                      "tensor `blk.0.attn_norm.weight` is q8_0; norm vectors must be f32, f16 "
+                      "or bf16"),
+             e);
+}
+
 BOOST_AUTO_TEST_CASE(vision_rows_match_the_reference_in_every_dtype_and_layout) {
   const std::vector<uint8_t> img = random_image(144, 96, 11);
   for (DType dt : {DType::F32, DType::F16, DType::BF16}) {

@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "model/model_loader.h"
-#include "model/synth.h"
+#include "model/synth/synth.h"
 
 namespace rawflow::test {
 

@@ -6,10 +6,10 @@
 #include <cmath>
 #include <random>
 
-#include "model/attention_mask.h"
 #include "model/error.h"
+#include "model/gemma4/attention_mask.h"
+#include "model/gemma4/multimodal_prompt.h"
 #include "model/model_loader.h"
-#include "model/multimodal_prompt.h"
 #include "tests/test_models.h"
 
 using namespace rawflow;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "media/media_turn.h"
-#include "model/gemma4_mmproj.h"
+#include "model/gemma4/gemma4_mmproj.h"
 #include "nodes/projection.h"
 #include "tests/test_models.h"
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "model/dtype.h"
-#include "model/quant.h"
+#include "model/formats/dtype.h"
+#include "model/formats/quant.h"
 
 using namespace rawflow;
 

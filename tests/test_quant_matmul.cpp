@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "model/dtype.h"
+#include "model/formats/dtype.h"
+#include "model/formats/quant.h"
 #include "model/kernels/isa.h"
 #include "model/kernels/quant_matmul.h"
-#include "model/quant.h"
 
 using namespace rawflow;
 

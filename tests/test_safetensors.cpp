@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "model/error.h"
-#include "model/gemma4_config.h"
-#include "model/hf_checkpoint.h"
-#include "model/safetensors.h"
+#include "model/formats/hf_checkpoint.h"
+#include "model/formats/safetensors.h"
+#include "model/gemma4/gemma4_config.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "model/error.h"
-#include "model/sampler.h"
+#include "model/gemma4/sampler.h"
 
 using namespace rawflow;
 

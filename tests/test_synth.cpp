@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "model/error.h"
-#include "model/gemma4_config.h"
-#include "model/gguf.h"
-#include "model/quant.h"
-#include "model/safetensors.h"
-#include "model/synth.h"
-#include "model/tokenizer.h"
-#include "model/vocab.h"
+#include "model/formats/gguf.h"
+#include "model/formats/quant.h"
+#include "model/formats/safetensors.h"
+#include "model/gemma4/gemma4_config.h"
+#include "model/synth/synth.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/tokenizer/vocab.h"
 
 namespace fs = std::filesystem;
 using namespace rawflow;

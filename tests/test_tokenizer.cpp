@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "model/error.h"
-#include "model/gguf.h"
-#include "model/tokenizer.h"
-#include "model/vocab.h"
+#include "model/formats/gguf.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/tokenizer/vocab.h"
 
 using namespace rawflow;
 using Ids = std::vector<int32_t>;

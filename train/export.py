@@ -1,5 +1,5 @@
 """Writes a trained model as a Hugging Face directory rawflow loads: config.json (the keys
-model/synth.cpp's hf_config writes, spec §1), model.safetensors (F32, on-disk names of spec §7.2 and
+model/synth/synth.cpp's hf_config writes, spec §1), model.safetensors (F32, on-disk names of spec §7.2 and
 §7.4) and tokenizer.json. `rawflow model convert` turns the directory into the GGUF pair.
 """
 import json

@@ -16,6 +16,7 @@ festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts, sox and ffmpeg (scripts
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import random
 import sys
@@ -40,11 +41,16 @@ SR = speech.SAMPLE_RATE
 # examples
 
 
-# The first part of the run hears only short utterances (1-3 words, every voice): with sentences of
-# up to 12 words from the start, runs stayed 1,000-1,450 steps without listening at all (speech loss
-# flat at 2.7 nats, one answer for every clip; models/README.md). A one-word clip makes the word's
-# identity learnable from the whole clip; alignment comes after.
+# The run starts on easy speech and adds the hard parts once the model listens (measured: with
+# sentences of up to 12 words and every augmentation from the start, five runs stayed 1,000-1,500
+# steps without using the audio; on one-word clips, 300 steps of clean audio reached a loss of 1.49
+# where the same steps with the augmentations reached 1.93: train/README.md):
+#  - the first CURRICULUM share of the steps hears utterances of at most 3 words;
+#  - augmentation (a noise floor, two utterances in one clip, a short utterance in a long window)
+#    is off for the first AUG_START share, ramps up to full by AUG_FULL, and codec round trips
+#    join with it. Silence-only clips and exact digital zeros are there from the start.
 CURRICULUM_MAX_WORDS = 3
+AUG_START, AUG_FULL = 0.25, 0.5
 
 
 def curriculum(utts):
@@ -52,12 +58,26 @@ def curriculum(utts):
     return [u for u in utts if len(u[1]) <= CURRICULUM_MAX_WORDS]
 
 
-def speech_clip(rng, utts):
-    """(float32 samples, words): 1 or 2 cached utterances with silences, gain and a noise floor."""
+def augmentation(step, steps):
+    """0 (clean clips) .. 1 (every augmentation at its full rate) at `step`."""
+    return min(1.0, max(0.0, (step / steps - AUG_START) / (AUG_FULL - AUG_START)))
+
+
+def pick_pool(step, steps, curriculum_share, short, short_pcm, utts, pcm):
+    """The utterances step `step` draws from: short ones first, pcm-only while augmentation is off."""
+    first = step < curriculum_share * steps
+    if augmentation(step, steps) == 0.0:
+        return short_pcm if first else pcm
+    return short if first else utts
+
+
+def speech_clip(rng, utts, aug=1.0):
+    """(float32 samples, words): 1 or 2 cached utterances with silences, gain and a noise floor;
+    `aug` scales how often the hard cases (two utterances, a long window, a noise floor) occur."""
     if rng.random() < 0.03:  # nothing said: silence (digital zeros or a noise floor) only
         parts, words = [np.zeros(int(rng.uniform(0.3, 3.0) * SR), np.float32)], []
     else:
-        k = 2 if rng.random() < 0.25 else 1
+        k = 2 if rng.random() < 0.25 * aug else 1
         picks = [utts[rng.randrange(len(utts))] for _ in range(k)]
         if sum(len(p[0]) for p in picks) > (MAX_CLIP_S - 2.5) * SR:
             picks = picks[:1]
@@ -68,7 +88,7 @@ def speech_clip(rng, utts):
             parts.append(samples.astype(np.float32) / 32768.0)
             words += w
     speech_len = sum(len(p) for p in parts)
-    if rng.random() < 0.15:  # a short utterance somewhere in a long window: seconds of silence around it
+    if rng.random() < 0.15 * aug:  # a short utterance somewhere in a long window: seconds of silence around it
         room = max(0, int(rng.uniform(0.5, 1.0) * MAX_CLIP_S * SR) - speech_len)
         n_lead = int(rng.uniform(0, 1) * room)
         n_trail = room - n_lead
@@ -79,7 +99,7 @@ def speech_clip(rng, utts):
     x = np.concatenate([lead] + parts + [trail])[: int(MAX_CLIP_S * SR)]
     peak = float(np.abs(x).max()) or 1.0
     x *= 10 ** (rng.uniform(-30, 0) / 20) / peak
-    if rng.random() < 0.5:  # a noise floor under everything; otherwise silences stay exact zeros
+    if rng.random() < 0.5 * aug:  # a noise floor under everything; otherwise silences stay exact zeros
         noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 1, len(x)).astype(np.float32)
         if rng.random() < 0.5:  # pinkish: a running mean tilts the spectrum down
             noise = np.convolve(noise, np.ones(8, np.float32) / 8, mode="same") * 2.8
@@ -139,10 +159,10 @@ def collate(prompts, answers, soft, types_of):
     return ids, types, blocks, labels, soft
 
 
-def speech_batch(rng, utts, P, n):
+def speech_batch(rng, utts, P, n, aug=1.0):
     prompts, answers, frames = [], [], []
     for _ in range(n):
-        x, words = speech_clip(rng, utts)
+        x, words = speech_clip(rng, utts, aug)
         f = audio_frames(x)
         frames.append(f)
         prompts.append(P.speech(len(f), rng.randrange(len(P.audio))))
@@ -269,6 +289,13 @@ def lr_at(step, total, peak, warmup):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
+_make_batches = None  # set by main() before the prefetch worker forks
+
+
+def _batches_of(step):
+    return _make_batches(step)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=os.environ.get("RAWFLOW_TRAIN_DIR", "/work/train-run"))
@@ -304,11 +331,28 @@ def main():
     print(f"speech cache: {len(utts)} utterances, {sum(len(u[0]) for u in utts) / SR / 3600:.2f} h "
           f"({time.time() - t_start:.0f} s)", flush=True)
 
-    first = curriculum(utts)
-    print(f"curriculum: {len(first)} utterances of at most {CURRICULUM_MAX_WORDS} words for the first "
-          f"{a.curriculum:.0%} of the steps", flush=True)
+    short = curriculum(utts)
+    pcm = [u for u in utts if u[2].endswith(" pcm")]
+    short_pcm = curriculum(pcm)
+    print(f"curriculum: {len(short)} utterances of at most {CURRICULUM_MAX_WORDS} words for the first "
+          f"{a.curriculum:.0%} of the steps; clean clips ({len(pcm)} utterances without a codec) until "
+          f"{AUG_START:.0%}, augmentation at full rate from {AUG_FULL:.0%}", flush=True)
     tok = vocab.Tokenizer()
     P = Prompts(tok)
+
+    def batches(step):
+        """Step `step`'s examples: a pure function of (seed, step), so a resumed run sees the same."""
+        rng = random.Random(a.seed * 1_000_000_007 + step)
+        pool = pick_pool(step, a.steps, a.curriculum, short, short_pcm, utts, pcm)
+        return (speech_batch(rng, pool, P, a.speech_batch, augmentation(step, a.steps)),
+                image_batch(rng, P, a.image_batch))
+
+    # The next step's examples are made in a forked worker while this step trains (rendering three
+    # camera-sized scenes and mixing 16 clips took ~0.4 s of a ~1.6 s step on one core). Forked
+    # before torch starts its thread pool.
+    global _make_batches
+    _make_batches = batches
+    prefetch = multiprocessing.get_context("fork").Pool(1)
     torch.manual_seed(a.seed)
     m = gm.Gemma4Unified(gm.default_config(len(tok)))
     decay = set(id(p) for p in gm.matrix_parameters(m))
@@ -335,14 +379,15 @@ def main():
 
     last_save = time.time()
     window = []
+    ahead = prefetch.apply_async(_batches_of, (step,))
     while step < a.steps:
-        rng = random.Random(a.seed * 1_000_000_007 + step)
         lr = lr_at(step, a.steps, a.lr, min(150, a.steps // 4))
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.time()
-        pool = first if step < a.curriculum * a.steps else utts
-        sb, ib = speech_batch(rng, pool, P, a.speech_batch), image_batch(rng, P, a.image_batch)
+        sb, ib = ahead.get()
+        if step + 1 < a.steps:
+            ahead = prefetch.apply_async(_batches_of, (step + 1,))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             ls, ns = batch_loss(m, P, sb, "audio")
             li, ni = batch_loss(m, P, ib, "image")
@@ -363,6 +408,7 @@ def main():
             save()
             last_save = time.time()
     save()
+    prefetch.close()
     print(f"trained {step} steps", flush=True)
 
     result = evaluate(m, P, os.path.join(a.work, "testsets"), a.eval_speech, a.eval_scenes)

@@ -4,7 +4,7 @@ One place for every word the model can hear or say (model card: models/README.md
 prompts rawflow sends (cli/cmd_transcribe.cpp, cli/cmd_describe.cpp, pipeline/config.cpp's
 default_prompt), and a BPE tokenizer built so that every vocabulary and prompt word is one token.
 
-The tokenizer has rawflow's synthetic-vocabulary layout (model/synth.cpp synth_vocab): Gemma 4's
+The tokenizer has rawflow's synthetic-vocabulary layout (model/synth/synth.cpp synth_vocab): Gemma 4's
 special tokens, newline runs, 256 byte tokens, `▁`, single characters, then merge products. Merges
 are chains that build each word left to right; every `▁word` chain ranks before every bare-word
 chain, so a word after a space always becomes `▁word` and a word at the start of a segment
@@ -40,7 +40,7 @@ DESCRIBE_PROMPTS = [
     "Describe this image in detail.",  # rawflow describe
 ]
 
-SPECIALS = [  # model/synth.cpp kSpecials, same order and types
+SPECIALS = [  # model/synth/synth.cpp kSpecials, same order and types
     ("<pad>", "control"), ("<eos>", "control"), ("<bos>", "control"), ("<unk>", "control"),
     ("<mask>", "control"), ("<|turn>", "control"), ("<turn|>", "control"),
     ("<|channel>", "user"), ("<channel|>", "user"), ("<|think|>", "control"),
@@ -154,7 +154,7 @@ class Tokenizer:
         return len(self.tokens)
 
     def tokenizer_json(self):
-        """The Hugging Face tokenizer.json, in the form model/synth.cpp's hf_tokenizer writes."""
+        """The Hugging Face tokenizer.json, in the form model/synth/synth.cpp's hf_tokenizer writes."""
         added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
                   "normalized": False, "special": k == "control"}
                  for i, (t, k) in enumerate(zip(self.tokens, self.types)) if k in ("control", "user")]
@@ -173,7 +173,7 @@ class Tokenizer:
 
 
 # ---------------------------------------------------------------------------------------------
-# prompts (model/chat.cpp render_chat + spec §5.2 expansion)
+# prompts (model/gemma4/chat.cpp render_chat + spec §5.2 expansion)
 
 GENERATION_PROMPT = "<|turn>model\n<|channel>thought\n<channel|>"
 

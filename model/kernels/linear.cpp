@@ -6,9 +6,9 @@
 #include <cstring>
 
 #include "model/error.h"
+#include "model/formats/quant.h"
 #include "model/kernels/isa.h"
 #include "model/kernels/quant_matmul.h"
-#include "model/quant.h"
 
 namespace rawflow {
 

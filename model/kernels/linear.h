@@ -14,7 +14,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
-#include "model/tensor_ref.h"
+#include "model/formats/tensor_ref.h"
 
 namespace rawflow {
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "model/error.h"
+#include "model/formats/quant.h"
 #include "model/kernels/isa.h"
-#include "model/quant.h"
 #if RAWFLOW_AVX512
 #include "model/kernels/quant_tiles_avx512.h"
 #else

@@ -3,7 +3,7 @@
 // kernel. Numerics follow llama.cpp's CPU backend so parity tests can be tight.
 #include <cstdint>
 
-#include "model/dtype.h"
+#include "model/formats/dtype.h"
 
 namespace rawflow {
 

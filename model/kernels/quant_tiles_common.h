@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "model/dtype.h"
-#include "model/quant.h"
+#include "model/formats/dtype.h"
+#include "model/formats/quant.h"
 
 namespace rawflow::qtiles {
 

@@ -28,7 +28,7 @@ run_case() {  # preset dtype n_tokens max_abs min_argmax [rawflow generate flags
   vocab=$("$RAWFLOW_BIN" inspect "$model" | awk '$1=="token_embd.weight"{print $5}')
   [ -n "$vocab" ] || { echo "cannot read vocab size of $model"; exit 1; }
   # Ordinary pieces start after the specials, newline runs and the 256 byte tokens of the
-  # synthetic vocabulary (model/synth.cpp); 300 is past all of them for every preset.
+  # synthetic vocabulary (model/synth/synth.cpp); 300 is past all of them for every preset.
   local tokens
   tokens=$(make_prompt "$n" "$vocab" 99 300)
   echo "== $preset $dtype: $n tokens, vocab $vocab ${*:-(default kernels)}"

@@ -23,6 +23,8 @@ struct Command {
 
 const Command kCommands[] = {
     {"run", "run the streaming pipeline of a YAML configuration", rawflow::cli::cmd_run},
+    {"batch", "process archives: results per input, resumable, sharded for array jobs",
+     rawflow::cli::cmd_batch},
     {"generate", "generate text from a prompt or token ids", rawflow::cli::cmd_generate},
     {"describe", "describe an image or video (streams the answer)", rawflow::cli::cmd_describe},
     {"transcribe", "transcribe speech in an audio or video file", rawflow::cli::cmd_transcribe},

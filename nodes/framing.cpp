@@ -62,7 +62,8 @@ FramingOutput Framing::operator()(const pipeline::SourceUnit& u) {
     ledger_.made(static_cast<int64_t>(out.requests.size()));
     tally_.requests += static_cast<int64_t>(out.requests.size());
   }
-  if (std::holds_alternative<pipeline::EndUnit>(u.body)) ledger_.end();
+  if (const auto* end = std::get_if<pipeline::EndUnit>(&u.body); end && ledger_.end(end->ok))
+    out.events.push_back(pipeline::end_event(cfg_.streams[stream_].name, model_, end->ok));
   return out;
 }
 

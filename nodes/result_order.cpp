@@ -36,8 +36,18 @@ size_t ResultOrder::held() const {
 
 void ResultOrder::release(size_t stream, ResultEvent e, std::vector<ResultEvent>& out) {
   ++(e.kind == ResultEvent::Kind::Final ? tally_.finals : tally_.errors);
-  streams_[stream]->ledger.finished();
+  unsettled_.push_back({stream, e.stream, e.model});
   out.push_back(std::move(e));
+}
+
+std::vector<ResultEvent> ResultOrder::settle() {
+  std::vector<ResultEvent> ends;
+  for (Released& r : unsettled_) {
+    pipeline::RequestLedger& ledger = streams_[r.stream]->ledger;
+    if (ledger.finished()) ends.push_back(pipeline::end_event(r.name, r.model, ledger.complete()));
+  }
+  unsettled_.clear();
+  return ends;
 }
 
 }  // namespace rawflow::nodes

@@ -82,6 +82,8 @@ std::string format_text_line(const pipeline::ResultEvent& e) {
     case Kind::Stats:
       return "[" + (who.empty() ? std::string("rawflow") : who) + " stats] " +
              stats_summary(e.stats_json.empty() ? "{}" : e.stats_json);
+    case Kind::End:
+      return "[" + who + (e.complete ? " end]" : " end, incomplete]");
   }
   return "[" + who + "] " + one_line(e.text);
 }

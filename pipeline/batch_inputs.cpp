@@ -177,7 +177,7 @@ std::string input_id(const std::string& input, const std::string& config_digest)
   if (name.empty()) name = "input";
   std::string safe;
   for (char c : name) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
     safe += ok ? c : '_';
     if (safe.size() == 80) break;
   }

@@ -45,8 +45,8 @@ Shard resolve_shard(std::optional<int64_t> index, std::optional<int64_t> count,
 // Positions k of `n` entries with k mod count = index, in order.
 std::vector<size_t> shard_positions(size_t n, const Shard& s);
 
-// The id an input's results are filed under: its file name made safe for a path (letters,
-// digits, '.', '-', '_'; at most 80 characters) and 12 hex digits of FNV-1a 64 over the input as
+// The id an input's results are filed under, also its stream name in the run: its file name with
+// every character but letters, digits, '-' and '_' made '_' (at most 80 characters) and 12 hex digits of FNV-1a 64 over the input as
 // given and `config_digest` (what in the configuration changes results), so two inputs with one
 // name, or one input under two configurations, never share results.
 std::string input_id(const std::string& input, const std::string& config_digest);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <latch>
+#include <mutex>
 #include <thread>
 #include <tuple>
 
@@ -113,19 +114,28 @@ struct Pipeline::Impl {
   std::vector<std::unique_ptr<SinkNode>> sink_nodes;
   GraphMap map;
   std::unique_ptr<std::latch> sources_started;
+  size_t initial_sources = 0;  // started by run() itself; the latch counts these
   // Each stream's source, made when its gateway starts.
   std::vector<std::unique_ptr<nodes::Source>> sources;
 
   // Declared after the nodes: destroyed first, since cancelling its requests calls into them.
   std::unique_ptr<BatchScheduler> scheduler;
 
-  explicit Impl(PipelineConfig c) : cfg(std::move(c)) {}
+  // Sources start in stream order, at most max_active at once (PipelineExtras).
+  size_t max_active = 0;
+  std::atomic<size_t> next_source{0};
+  std::mutex sources_mutex;  // guards `sources` and `stopping` between starts and the stop
+  bool stopping = false;
+
+  Impl(PipelineConfig c, PipelineExtras extras)
+      : cfg(std::move(c)), max_active(extras.max_active_sources) {
+    for (auto& [name, sink] : extras.sinks) sinks.push_back({name, std::move(sink)});
+  }
   // run() shuts down in order; this is for a Pipeline destroyed without that (never run, or a run
   // that threw): no more input, the engine's work cancelled, the graph drained, before any
   // member goes. The engine thread is not running here (run()'s jthread joined on the way out).
   ~Impl() {
-    for (auto& s : sources)
-      if (s) s->stop();
+    stop_sources();
     if (decoder_body) decoder_body->close();
     if (scheduler) scheduler->cancel_all();
     g.wait_for_all();
@@ -137,6 +147,10 @@ struct Pipeline::Impl {
   void make_node_bodies();
   void build_graph();
   void start_source(size_t i, SourceGateway::gateway_type& gateway);
+  // Starts the next stream's source, if any is left and no stop came.
+  void start_next_source();
+  // No source starts from now on; those running stop (each still puts its end unit).
+  void stop_sources();
 
   // Records a node in the map.
   template <typename Node>
@@ -207,6 +221,9 @@ void Pipeline::Impl::load_engine() {
 
 void Pipeline::Impl::make_sinks() {
   const OutputsConfig& o = cfg.outputs;
+  // The caller's sinks (PipelineExtras) go last, after the configured ones.
+  std::vector<NamedSink> extra = std::move(sinks);
+  sinks.clear();
   if (o.zeromq.enabled) {
     nodes::ZmqPublisherOptions z;
     z.endpoint = o.zeromq.endpoint;
@@ -228,6 +245,7 @@ void Pipeline::Impl::make_sinks() {
     s.partials = o.stdout_sink.partials;
     sinks.push_back({"stdout", std::make_unique<nodes::StdoutSink>(s, &registry)});
   }
+  for (NamedSink& s : extra) sinks.push_back(std::move(s));
   if (cfg.metrics.http_enabled)
     metrics_server = std::make_unique<nodes::MetricsServer>(registry, cfg.metrics.http_host,
                                                             cfg.metrics.http_port);
@@ -302,6 +320,7 @@ void Pipeline::Impl::build_graph() {
   result_order = std::make_unique<OrderNode>(
       g, flow::serial, [&body = *order_body](Outcome o, OrderNode::output_ports_type& out) {
         for (ResultEvent& e : body(std::move(o))) std::get<0>(out).try_put(std::move(e));
+        for (ResultEvent& e : body.settle()) std::get<0>(out).try_put(std::move(e));
       });
   named(*result_order, "result_order", "multifunction_node");
   results = std::make_unique<ResultsNode>(g);
@@ -356,9 +375,10 @@ void Pipeline::Impl::start_source(size_t i, SourceGateway::gateway_type& gateway
     put(SourceUnit{i, ErrorUnit{"stream `" + name + "`: " + std::to_string(n) +
                                 " undecodable packet(s) skipped (" + last + ")"}});
   };
-  ev.end = [put, i, &gateway](bool ok) {
+  ev.end = [this, put, i, &gateway](bool ok) {
     put(SourceUnit{i, EndUnit{ok}});
     gateway.release_wait();
+    start_next_source();
   };
   // File streams wait here while their requests fill the queue (backpressure reaches the
   // demuxer); live streams never wait, their oldest work is dropped instead.
@@ -377,19 +397,54 @@ void Pipeline::Impl::start_source(size_t i, SourceGateway::gateway_type& gateway
     }
   input.video.enabled = sc.video.enabled && video;
   input.audio.enabled = sc.audio.enabled && audio_used;
-  try {
-    sources[i] = std::make_unique<nodes::Source>(input, sc.video.sample_fps, std::move(ev));
-    sources[i]->start();
-  } catch (const std::exception& e) {  // the stream ends here; the others run on
-    sources[i].reset();
-    put(SourceUnit{i, ErrorUnit{"stream `" + sc.name + "`: " + e.what()}});
+  std::string failure;
+  {
+    std::lock_guard lock(sources_mutex);
+    if (stopping) {
+      failure = "stopped before it started";
+    } else {
+      try {
+        sources[i] = std::make_unique<nodes::Source>(input, sc.video.sample_fps, std::move(ev));
+        sources[i]->start();
+      } catch (const std::exception& e) {  // the stream ends here; the others run on
+        sources[i].reset();
+        failure = e.what();
+      }
+    }
+  }
+  if (!failure.empty()) {
+    put(SourceUnit{i, ErrorUnit{"stream `" + sc.name + "`: " + failure}});
     put(SourceUnit{i, EndUnit{false}});
     gateway.release_wait();
+    start_next_source();
   }
-  sources_started->count_down();
+  if (i < initial_sources) sources_started->count_down();
 }
 
-Pipeline::Pipeline(PipelineConfig cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {
+void Pipeline::Impl::start_next_source() {
+  const size_t i = next_source.fetch_add(1);
+  if (i >= source_nodes.size()) return;
+  {
+    std::lock_guard lock(sources_mutex);
+    if (stopping) return;
+  }
+  source_nodes[i]->try_put(flow::continue_msg{});
+}
+
+void Pipeline::Impl::stop_sources() {
+  std::vector<nodes::Source*> running;
+  {
+    std::lock_guard lock(sources_mutex);
+    stopping = true;
+    for (auto& s : sources)
+      if (s) running.push_back(s.get());
+  }
+  // Not under the lock: a stopping source's end event calls start_next_source, which takes it.
+  for (nodes::Source* s : running) s->stop();
+}
+
+Pipeline::Pipeline(PipelineConfig cfg, PipelineExtras extras)
+    : impl_(std::make_unique<Impl>(std::move(cfg), std::move(extras))) {
   impl_->load_engine();
   impl_->make_sinks();
   impl_->make_streams();
@@ -404,9 +459,14 @@ const GraphMap& Pipeline::graph_map() const { return impl_->map; }
 RunSummary Pipeline::run(const std::atomic<bool>& stop) {
   Impl& im = *impl_;
   std::jthread engine([&im](std::stop_token st) { im.scheduler->run(st); });
-  // Every source is running before a stop can be seen, so that each one is stopped below.
-  im.sources_started = std::make_unique<std::latch>(static_cast<std::ptrdiff_t>(im.streams.size()));
-  for (auto& n : im.source_nodes) n->try_put(flow::continue_msg{});
+  // The first sources (all, or max_active) are running before a stop can be seen, so that each
+  // one is stopped below; later ones start as earlier ones end, and none after the stop.
+  const size_t n = im.source_nodes.size();
+  im.initial_sources = im.max_active > 0 ? std::min(im.max_active, n) : n;
+  im.sources_started =
+      std::make_unique<std::latch>(static_cast<std::ptrdiff_t>(im.initial_sources));
+  im.next_source = im.initial_sources;
+  for (size_t i = 0; i < im.initial_sources; ++i) im.source_nodes[i]->try_put(flow::continue_msg{});
   im.sources_started->wait();
   const auto seconds = [](double s) {
     return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
@@ -425,8 +485,7 @@ RunSummary Pipeline::run(const std::atomic<bool>& stop) {
   // Shut down in data-path order: no more input (each source's end event is its last unit). On a
   // stop the engine takes nothing new and cancels what it has not finished; then the graph drains
   // to the sinks. After a normal end nothing is left in flight.
-  for (auto& s : im.sources)
-    if (s) s->stop();
+  im.stop_sources();
   if (stop) {
     im.decoder_body->close();
     engine.request_stop();

@@ -14,7 +14,11 @@
 // The node bodies are in nodes/, one file each, testable without the graph.
 #include <atomic>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "nodes/result_sink.h"
 #include "pipeline/config.h"
 #include "pipeline/graph_map.h"
 
@@ -30,10 +34,19 @@ struct RunSummary {
   double projection_s = 0, forward_s = 0, overlap_s = 0;
 };
 
+// What a caller adds to a run configured by YAML (`rawflow batch`).
+struct PipelineExtras {
+  // Sinks after the configured ones (name, sink); they see every event.
+  std::vector<std::pair<std::string, std::unique_ptr<nodes::ResultSink>>> sinks;
+  // At most this many sources read at once, in stream order; the next starts when one ends
+  // (0: all at once). Streams not started when a stop comes get no events.
+  size_t max_active_sources = 0;
+};
+
 class Pipeline {
  public:
   // Loads the engine, opens the sinks and builds the graph; nothing flows before run().
-  explicit Pipeline(PipelineConfig cfg);
+  explicit Pipeline(PipelineConfig cfg, PipelineExtras extras = {});
   ~Pipeline();
   // Runs until every file stream has ended and its work is done, or until `stop` becomes true
   // (live streams run until then). Returns what happened.

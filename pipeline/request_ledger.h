@@ -34,18 +34,28 @@ class RequestLedger {
     projection_depth_.set(static_cast<double>(waiting_projection_));
     return waiting_projection_;
   }
-  // Result order: a request's final (or error) left.
-  void finished() {
+  // Result order: a request's final (or error) was put to the sinks. True when that was the
+  // stream's last: the caller reports the stream's end (exactly one of end() and finished()
+  // returns true for a stream, under this lock).
+  bool finished() {
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
     in_flight_depth_.set(static_cast<double>(in_flight_));
     cv_.notify_all();
+    return ended_ && in_flight_ == 0;
   }
-  // Framing: the stream's source ended; no request follows.
-  void end() {
+  // Framing: the stream's source ended (`complete`: it read its input to the end); no request
+  // follows. True when nothing is in flight: the caller reports the stream's end.
+  bool end(bool complete) {
     std::lock_guard<std::mutex> lock(mu_);
     ended_ = true;
+    complete_ = complete;
     cv_.notify_all();
+    return in_flight_ == 0;
+  }
+  bool complete() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return complete_;
   }
   bool done() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -70,6 +80,7 @@ class RequestLedger {
   int64_t in_flight_ = 0;
   int64_t waiting_projection_ = 0;
   bool ended_ = false;
+  bool complete_ = false;
 };
 
 }  // namespace rawflow::pipeline

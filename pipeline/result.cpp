@@ -64,6 +64,12 @@ ResultEvent make_event(ResultEvent::Kind kind, std::string stream, std::string t
   return e;
 }
 
+ResultEvent end_event(std::string stream, std::string model, bool complete) {
+  ResultEvent e = make_event(ResultEvent::Kind::End, std::move(stream), "", std::move(model));
+  e.complete = complete;
+  return e;
+}
+
 const char* kind_name(ResultEvent::Kind k) {
   switch (k) {
     case ResultEvent::Kind::Partial:
@@ -76,6 +82,8 @@ const char* kind_name(ResultEvent::Kind k) {
       return "error";
     case ResultEvent::Kind::Stats:
       return "stats";
+    case ResultEvent::Kind::End:
+      return "end";
   }
   return "unknown";
 }
@@ -97,6 +105,7 @@ std::string to_json(const ResultEvent& e) {
   j["timing_ms"] = {{"queue", e.queue_ms}, {"prefill", e.prefill_ms}, {"decode", e.decode_ms}};
   if (e.kind == ResultEvent::Kind::Error) j["error"] = e.error;
   if (e.kind == ResultEvent::Kind::Stats) j["stats"] = stats_object(e);
+  if (e.kind == ResultEvent::Kind::End) j["complete"] = e.complete;
   // A partial may end inside a multi-byte character if the decoder cut it there; replacing the
   // bad bytes (U+FFFD) keeps every line valid JSON instead of losing the event.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

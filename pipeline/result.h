@@ -11,7 +11,7 @@ namespace rawflow::pipeline {
 inline constexpr int kResultSchemaVersion = 1;
 
 struct ResultEvent {
-  enum class Kind { Partial, Final, Gap, Error, Stats };
+  enum class Kind { Partial, Final, Gap, Error, Stats, End };
   Kind kind = Kind::Final;
   std::string stream;        // configured stream name
   std::string task;          // configured task name ("" for stream-level gap/error/stats)
@@ -30,11 +30,15 @@ struct ResultEvent {
   double decode_ms = 0;    // its decode steps
   std::string error;       // kind Error: what went wrong, where
   std::string stats_json;  // kind Stats: a JSON object with the counters (already serialized)
+  // kind End: the source read its input to the end (false: it could not be opened, or failed)
+  bool complete = false;
 };
 
 // An event of `kind` made now (wall_utc), about `stream` and `task` ("" for stream-level events).
 ResultEvent make_event(ResultEvent::Kind kind, std::string stream, std::string task,
                        std::string model);
+// The stream's `end` event: its last, after every final and error of its requests.
+ResultEvent end_event(std::string stream, std::string model, bool complete);
 const char* kind_name(ResultEvent::Kind k);
 // The schema-versioned JSON object (one line, no trailing newline).
 std::string to_json(const ResultEvent& e);

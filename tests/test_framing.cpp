@@ -82,7 +82,9 @@ BOOST_AUTO_TEST_CASE(requests_are_numbered_per_task_and_counted_in_the_ledger) {
   BOOST_TEST(f.handles.ledger.in_flight() == static_cast<int64_t>(f.requests.size()));
   BOOST_TEST(f.tally.requests == static_cast<int64_t>(f.requests.size()));
   BOOST_TEST(!f.handles.ledger.done());  // ended, but nothing finished yet
-  for (size_t i = 0; i < f.requests.size(); ++i) f.handles.ledger.finished();
+  BOOST_TEST(f.events.empty());          // so the end is the result order's to report
+  for (size_t i = 0; i + 1 < f.requests.size(); ++i) BOOST_TEST(!f.handles.ledger.finished());
+  BOOST_TEST(f.handles.ledger.finished());  // the last one: its caller reports the end
   BOOST_TEST(f.handles.ledger.done());
   BOOST_TEST(f.handles.metrics.audio_frames_in.value() == 6 * 25);
   BOOST_TEST(f.handles.metrics.video_frames_in.value() == 6);
@@ -106,6 +108,19 @@ BOOST_AUTO_TEST_CASE(gaps_and_errors_become_events_on_the_timeline) {
   BOOST_TEST(f.tally.gaps == 1);
   BOOST_TEST(f.tally.errors == 1);
   BOOST_TEST(f.handles.metrics.gap_seconds.value() == 1.5);
+}
+
+BOOST_AUTO_TEST_CASE(a_stream_that_ends_with_nothing_in_flight_reports_its_end_at_once) {
+  Fixture f;
+  f.put(SourceUnit{0, ErrorUnit{"stream `cam`: clip.mkv: Invalid data found"}});
+  f.put(SourceUnit{0, EndUnit{false}});
+  BOOST_TEST_REQUIRE(f.events.size() == 2u);
+  BOOST_TEST((f.events[1].kind == ResultEvent::Kind::End));
+  BOOST_TEST(f.events[1].stream == "cam");
+  BOOST_TEST(!f.events[1].complete);
+  BOOST_TEST(to_json(f.events[1]).find("\"kind\":\"end\"") != std::string::npos);
+  BOOST_TEST(to_json(f.events[1]).find("\"complete\":false") != std::string::npos);
+  BOOST_TEST(f.handles.ledger.done());
 }
 
 BOOST_AUTO_TEST_CASE(a_live_stream_stamps_requests_with_the_wall_clock_of_their_start) {

@@ -1,7 +1,7 @@
 // The result order node (nodes/result_order.*) on its own: finals of one (stream, task) leave in
 // their requests' order whatever order they finish in, partials pass at once, other streams and
-// tasks are never held back, and every released final closes its request in the stream's ledger
-// and the run's tally.
+// tasks are never held back, every released final closes its request in the stream's ledger
+// (once put: settle()) and the run's tally, and a stream's last final is followed by its `end`.
 #define BOOST_TEST_MODULE test_result_order
 #include <boost/test/unit_test.hpp>
 #include <memory>
@@ -37,10 +37,15 @@ struct Fixture {
     o.request.task = task;
     o.request.sequence = seq;
     o.event.kind = kind;
+    o.event.stream = stream == 0 ? "a" : "b";
     o.event.text = std::to_string(stream) + "/" + std::to_string(task) + "#" + std::to_string(seq) +
                    (kind == Kind::Partial ? "p" : "");
     std::vector<std::string> out;
     for (const ResultEvent& e : (*order)(o)) out.push_back(e.text);
+    for (const ResultEvent& e : order->settle()) {
+      BOOST_TEST((e.kind == Kind::End));
+      out.push_back("end:" + e.stream + (e.complete ? "" : ":incomplete"));
+    }
     return out;
   }
 };
@@ -80,10 +85,17 @@ BOOST_FIXTURE_TEST_CASE(streams_and_tasks_do_not_wait_for_each_other, Fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(a_stream_is_done_when_ended_and_every_final_left, Fixture) {
-  streams[1]->ledger.end();
+  BOOST_TEST(!streams[1]->ledger.end(true));  // 10 in flight: the end waits for them
   for (uint64_t i = 0; i < 9; ++i) put(1, 0, i, Kind::Final);
   BOOST_TEST(!streams[1]->ledger.done());
-  put(1, 0, 9, Kind::Final);
+  BOOST_TEST(put(1, 0, 9, Kind::Final) == (V{"1/0#9", "end:b"}), boost::test_tools::per_element());
   BOOST_TEST(streams[1]->ledger.done());
   BOOST_TEST(!streams[0]->ledger.done());
+}
+
+BOOST_FIXTURE_TEST_CASE(an_incomplete_stream_ends_after_its_last_error, Fixture) {
+  BOOST_TEST(!streams[0]->ledger.end(false));
+  for (uint64_t i = 0; i < 9; ++i) put(0, 0, i, Kind::Final);
+  BOOST_TEST(put(0, 0, 9, Kind::Error) == (V{"0/0#9", "end:a:incomplete"}),
+             boost::test_tools::per_element());
 }

@@ -55,6 +55,10 @@ assert by_task["speech"] == [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)], by_task["
 assert [s for s, _ in by_task["scene"]] == [0.0, 10.0, 20.0], by_task["scene"]
 assert len({e["request_id"] for e in finals}) == len(finals)
 assert not any("media_start_utc" in e for e in ev)  # files have no wall clock
+# The stream's end: once, complete, after every final of the stream (before the closing stats).
+ends = [i for i, e in enumerate(ev) if e["kind"] == "end"]
+assert len(ends) == 1 and ev[ends[0]]["stream"] == "demo" and ev[ends[0]]["complete"] is True, ends
+assert all(i < ends[0] for i, e in enumerate(ev) if e["kind"] in ("final", "error", "partial"))
 PY
 grep -q '^\[demo/speech 0.0' "$work/demo.out" || { echo "FAIL: no stdout result line"; cat "$work/demo.out"; exit 1; }
 
@@ -203,22 +207,22 @@ tasks:
 engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf, max_batch: 4}
 outputs:
   zmq: {endpoint: "tcp://127.0.0.1:$port", partials: true}
-metrics: {interval_s: 0}  # no stats events: the subscribers count the 12 finals
+metrics: {interval_s: 0}  # no stats events: the subscribers count 12 finals and 4 ends
 YAML
 # Both example subscribers (examples/), Python and C++, on the same publisher.
 cxx_sub=${RAWFLOW_SUBSCRIBER_BIN:?set by CTest: the examples/subscriber.cpp build}
 $py "$src/examples/subscriber.py" --endpoint "tcp://127.0.0.1:$port" --json --finals-only \
-  --topic cam --count 12 >"$work/sub.out" 2>&1 &
+  --topic cam --count 16 >"$work/sub.out" 2>&1 &
 sub=$!
-"$cxx_sub" --endpoint "tcp://127.0.0.1:$port" --json --finals-only --topic cam --count 12 \
+"$cxx_sub" --endpoint "tcp://127.0.0.1:$port" --json --finals-only --topic cam --count 16 \
   >"$work/sub_cxx.out" 2>&1 &
 sub_cxx=$!
 sleep 1  # the subscribers connect and retry until rawflow binds; results come seconds later
 "$RAWFLOW_BIN" run "$work/four.yaml" 2>"$work/four.log" || { cat "$work/four.log"; exit 1; }
 tail -1 "$work/four.log"
 ( sleep 20; kill $sub $sub_cxx 2>/dev/null ) & watchdog=$!
-wait $sub || { echo "FAIL: subscriber.py did not get 12 finals"; cat "$work/sub.out"; exit 1; }
-wait $sub_cxx || { echo "FAIL: rawflow_subscriber did not get 12 finals"; cat "$work/sub_cxx.out"; exit 1; }
+wait $sub || { echo "FAIL: subscriber.py did not get 12 finals and 4 ends"; cat "$work/sub.out"; exit 1; }
+wait $sub_cxx || { echo "FAIL: rawflow_subscriber did not get 12 finals and 4 ends"; cat "$work/sub_cxx.out"; exit 1; }
 kill $watchdog 2>/dev/null || true
 $py - "$work/sub.out" "$work/sub_cxx.out" <<'PY'
 import json, sys
@@ -227,7 +231,12 @@ ev = [json.loads(l) for l in open(sys.argv[1])]
 assert [json.loads(l) for l in open(sys.argv[2])] == ev, "the two subscribers differ"
 streams = {}
 for e in ev:
-    streams.setdefault(e["stream"], []).append(e["media_start"])
+    if e["kind"] == "final":
+        streams.setdefault(e["stream"], []).append(e["media_start"])
+# Each stream's end comes after its three finals.
+for name in ("cam1", "cam2", "cam3", "cam4"):
+    mine = [e["kind"] for e in ev if e["stream"] == name]
+    assert mine == ["final"] * 3 + ["end"], (name, mine)
 print({k: v for k, v in sorted(streams.items())})
 assert sorted(streams) == ["cam1", "cam2", "cam3", "cam4"], streams
 for v in streams.values():

@@ -1,0 +1,212 @@
+// rawflow batch CONFIG (INPUT... | --manifest FILE) --out DIR: an archive through the pipeline of
+// a `run` configuration (its tasks, engine and outputs; the streams come from the inputs), with
+// results per input, resume, failure lists and shards for cluster array jobs (docs/bulk.md).
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "nodes/items_sink.h"
+#include "pipeline/batch_inputs.h"
+#include "pipeline/config.h"
+#include "pipeline/graph.h"
+
+namespace rawflow::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Exit codes (docs/bulk.md): a scheduler's retry policy keys on them.
+constexpr int kExitSomeFailed = 3;
+constexpr int kExitInterrupted =
+    130;  // SIGINT or SIGTERM: stopped, results of finished inputs kept
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_batch_signal(int) { g_stop = true; }
+
+struct Input {
+  std::string path;  // as listed (absolute for local files)
+  std::string id;
+  int attempts = 0;
+  std::string failure;
+};
+
+// The --set overrides that make the configuration's streams one file stream per input (named by
+// its id), whatever the file lists; everything else is as the user's file and --set say, and
+// messages keep pointing at the user's file.
+std::vector<std::string> stream_overrides(
+    std::vector<std::string> sets,
+    const std::vector<std::pair<std::string, std::string>>& streams) {
+  sets.push_back("streams=[]");
+  for (size_t k = 0; k < streams.size(); ++k) {
+    const std::string at = "streams." + std::to_string(k) + ".";
+    sets.push_back(at + "name=" + streams[k].first);
+    sets.push_back(at + "url=" + streams[k].second);
+    sets.push_back(at + "kind=file");
+  }
+  return sets;
+}
+
+PipelineConfig batch_config(const std::string& config_path, const std::vector<std::string>& sets,
+                            const std::vector<const Input*>& inputs) {
+  std::vector<std::pair<std::string, std::string>> streams;
+  for (const Input* in : inputs) streams.emplace_back(in->id, in->path);
+  return load_config(config_path, stream_overrides(sets, streams));
+}
+
+// What in the configuration changes results: everything but the streams, outputs and metrics.
+std::string config_digest(const PipelineConfig& cfg) {
+  PipelineConfig d = cfg;
+  d.streams.clear();
+  d.outputs = {};
+  d.metrics = {};
+  return pipeline::fnv1a64_hex(dump_config(d));
+}
+
+std::string absolute_unless_url(const std::string& s) {
+  if (s.find("://") != std::string::npos) return s;
+  return fs::absolute(s).lexically_normal().string();
+}
+
+}  // namespace
+
+int cmd_batch(const CommandArgs& argv) {
+  std::vector<std::string> sets, rest;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--set") {
+      if (i + 1 >= argv.size()) throw UsageError("rawflow batch: --set needs KEY=VALUE");
+      sets.push_back(argv[++i]);
+    } else if (argv[i].rfind("--set=", 0) == 0) {
+      sets.push_back(argv[i].substr(6));
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  Args a("batch", "CONFIG.yaml (INPUT... | --manifest FILE) --out DIR [options]");
+  a.positional("CONFIG INPUT", "pipeline configuration, then files, directories or glob patterns")
+      .option("--manifest", "", "a file with one input path or URL per line")
+      .option("--out", "", "results directory: items/, failed/")
+      .flag("--force", "redo inputs whose results exist")
+      .option("--retries", "", "attempts more for a failed input", "0")
+      .option("--shard-index", "", "this shard (else SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX)")
+      .option("--shard-count", "", "number of shards", "1")
+      .option("--max-active", "", "inputs read at once", "4")
+      .option("--set", "", "KEY=VALUE: override one configuration key; repeatable");
+  if (!a.parse_or_help(rest)) return 0;
+  const auto& pos = a.positionals();
+  if (pos.empty()) throw UsageError("rawflow batch: give a CONFIG\n" + a.help());
+  if (!a.has("--out")) throw UsageError("rawflow batch: --out DIR is required");
+  if (a.has("--manifest") == (pos.size() > 1))
+    throw UsageError("rawflow batch: give INPUTs or --manifest FILE (one of them)");
+  const std::string config_path = pos[0];
+  const std::string out_dir = a.get("--out");
+  const long long retries = a.get_int("--retries");
+  const long long max_active = a.get_int("--max-active");
+  if (retries < 0 || max_active < 1)
+    throw UsageError("rawflow batch: --retries must be >= 0 and --max-active >= 1");
+
+  PipelineConfig cfg;
+  std::vector<std::string> listed;
+  pipeline::Shard shard;
+  try {
+    // Checked with a stand-in stream: the configuration need not list any.
+    cfg = load_config(config_path, stream_overrides(sets, {{"batch-input", "input.mkv"}}));
+    listed = a.has("--manifest")
+                 ? pipeline::read_manifest(a.get("--manifest"))
+                 : pipeline::expand_inputs(std::vector<std::string>(pos.begin() + 1, pos.end()));
+    std::optional<int64_t> index;
+    if (a.has("--shard-index")) index = a.get_int("--shard-index");
+    shard = pipeline::resolve_shard(index, a.get_int("--shard-count"), std::getenv);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  } catch (const std::runtime_error& e) {
+    std::fprintf(stderr, "rawflow batch: %s\n", e.what());
+    return 2;
+  }
+
+  const std::string digest = config_digest(cfg);
+  std::vector<Input> inputs;
+  for (size_t k : pipeline::shard_positions(listed.size(), shard)) {
+    Input in;
+    in.path = absolute_unless_url(listed[k]);
+    in.id = pipeline::input_id(in.path, digest);
+    inputs.push_back(in);
+  }
+  std::vector<Input*> todo;
+  size_t done_before = 0;
+  for (Input& in : inputs) {
+    if (!a.flag_set("--force") && fs::exists(fs::path(out_dir) / "items" / (in.id + ".jsonl")))
+      ++done_before;
+    else
+      todo.push_back(&in);
+  }
+  std::fprintf(stderr,
+               "rawflow batch: shard %lld of %lld: %zu inputs, %zu done before, %zu to do\n",
+               static_cast<long long>(shard.index), static_cast<long long>(shard.count),
+               inputs.size(), done_before, todo.size());
+
+  std::set<std::string> transcribe;
+  for (const TaskConfig& t : cfg.tasks)
+    if (t.kind == TaskKind::Transcribe) transcribe.insert(t.name);
+  std::signal(SIGINT, on_batch_signal);
+  std::signal(SIGTERM, on_batch_signal);
+  size_t finished = done_before;
+  std::mutex mu;
+  for (long long attempt = 0; attempt <= retries && !todo.empty() && !g_stop; ++attempt) {
+    std::map<std::string, Input*> by_id;
+    std::vector<const Input*> run;
+    for (Input* in : todo) {
+      by_id[in->id] = in;
+      run.push_back(in);
+      ++in->attempts;
+      in->failure = "not finished";
+    }
+    pipeline::PipelineExtras extras;
+    extras.max_active_sources = static_cast<size_t>(max_active);
+    nodes::ItemsSinkOptions items{
+        out_dir, transcribe, [&](const std::string& id, const std::string& failure) {
+          std::lock_guard lock(mu);
+          Input& in = *by_id.at(id);
+          in.failure = failure;
+          if (failure.empty()) ++finished;
+          std::fprintf(stderr, "rawflow batch: [%zu/%zu] %s %s%s%s\n", finished, inputs.size(),
+                       failure.empty() ? "done" : "failed", in.path.c_str(),
+                       failure.empty() ? "" : ": ", failure.c_str());
+        }};
+    extras.sinks.emplace_back("items", std::make_unique<nodes::ItemsSink>(std::move(items)));
+    pipeline::Pipeline p(batch_config(config_path, sets, run), std::move(extras));
+    p.run(g_stop);
+    std::vector<Input*> failed;
+    for (Input* in : todo)
+      if (!in->failure.empty()) failed.push_back(in);
+    todo = failed;
+  }
+
+  // The shard's failure list, replaced as a whole: it names what failed in this run only.
+  std::string tsv = "input\terror\tattempts\n";
+  size_t n_failed = 0;
+  for (const Input* in : todo) {
+    if (in->failure == "not finished" && g_stop) continue;  // interrupted, not failed
+    std::string why = in->failure;
+    for (char& c : why)
+      if (c == '\t' || c == '\n') c = ' ';
+    tsv += in->path + "\t" + why + "\t" + std::to_string(in->attempts) + "\n";
+    ++n_failed;
+  }
+  fs::create_directories(fs::path(out_dir) / "failed");
+  nodes::ItemsSink::write_file_atomically(
+      (fs::path(out_dir) / "failed" / (std::to_string(shard.index) + ".tsv")).string(), tsv);
+  std::fprintf(stderr, "rawflow batch: %zu of %zu inputs done, %zu failed%s\n", finished,
+               inputs.size(), n_failed, g_stop ? ", interrupted" : "");
+  if (g_stop) return kExitInterrupted;
+  return n_failed > 0 ? kExitSomeFailed : 0;
+}
+
+}  // namespace rawflow::cli

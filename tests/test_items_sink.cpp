@@ -1,0 +1,109 @@
+// rawflow batch's per-input results (nodes/items_sink.*): nothing on disk before an input's end;
+// at a complete end its JSONL (finals, errors, gaps — no partials or stats) and the stitched
+// transcript of each transcribe task as text, SubRip and WebVTT; at an incomplete end no file and
+// the reason; inputs that never ended leave nothing.
+#define BOOST_TEST_MODULE test_items_sink
+#include <boost/test/unit_test.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "nodes/items_sink.h"
+
+using namespace rawflow;
+using namespace rawflow::pipeline;
+namespace fs = std::filesystem;
+using Kind = ResultEvent::Kind;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const char* env = std::getenv("RAWFLOW_TEST_WORK");
+  fs::path d = (env ? fs::path(env) : fs::temp_directory_path()) / "test_items_sink" / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+ResultEvent event(Kind kind, const std::string& stream, const std::string& task, double t0,
+                  double t1, const std::string& text) {
+  ResultEvent e = make_event(kind, stream, task, "demo");
+  e.media_start_s = t0;
+  e.media_end_s = t1;
+  e.text = text;
+  return e;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_complete_input_gets_its_files_at_its_end_only) {
+  const fs::path dir = fresh_dir("complete");
+  std::map<std::string, std::string> done;
+  nodes::ItemsSink sink({dir.string(),
+                         {"speech"},
+                         [&](const std::string& id, const std::string& f) { done[id] = f; }});
+  sink.publish(event(Kind::Partial, "a-1", "speech", 0, 10, "one"));
+  sink.publish(event(Kind::Final, "a-1", "speech", 0, 10, "one two three"));
+  sink.publish(event(Kind::Final, "a-1", "scene", 0, 10, "a red circle"));
+  sink.publish(event(Kind::Gap, "a-1", "", 10, 11, "reconnected"));
+  sink.publish(event(Kind::Final, "a-1", "speech", 8, 18, "three four"));
+  ResultEvent stats = event(Kind::Stats, "a-1", "", 0, 0, "");
+  sink.publish(stats);
+  BOOST_TEST(!fs::exists(dir / "items" / "a-1.jsonl"));  // not before the end
+  BOOST_TEST(done.empty());
+  sink.publish(end_event("a-1", "demo", true));
+  BOOST_TEST(done.at("a-1") == "");
+  std::istringstream lines(slurp(dir / "items" / "a-1.jsonl"));
+  std::vector<std::string> kinds;
+  for (std::string l; std::getline(lines, l);)
+    kinds.push_back(l.substr(l.find("\"kind\":\"") + 8, 3));
+  BOOST_TEST(kinds == (std::vector<std::string>{"fin", "fin", "gap", "fin"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(slurp(dir / "items" / "a-1.speech.txt") == "one two three\nfour\n");
+  BOOST_TEST(slurp(dir / "items" / "a-1.speech.srt") ==
+             "1\n00:00:00,000 --> 00:00:09,000\none two three\n\n"
+             "2\n00:00:09,000 --> 00:00:18,000\nfour\n\n");
+  BOOST_TEST(slurp(dir / "items" / "a-1.speech.vtt").rfind("WEBVTT\n\n00:00:00.000 --> ", 0) == 0u);
+  BOOST_TEST(!fs::exists(dir / "items" / "a-1.scene.srt"));  // describe tasks get no subtitles
+  for (const auto& f : fs::directory_iterator(dir / "items"))
+    BOOST_TEST(f.path().extension() != ".tmp", f.path());
+}
+
+BOOST_AUTO_TEST_CASE(an_incomplete_input_leaves_no_file_and_says_why) {
+  const fs::path dir = fresh_dir("incomplete");
+  std::map<std::string, std::string> done;
+  nodes::ItemsSink sink({dir.string(),
+                         {"speech"},
+                         [&](const std::string& id, const std::string& f) { done[id] = f; }});
+  ResultEvent err = event(Kind::Error, "b-2", "", 0, 0, "");
+  err.error = "stream `b-2`: b.mp4: Invalid data found when processing input";
+  sink.publish(err);
+  sink.publish(end_event("b-2", "demo", false));
+  BOOST_TEST(done.at("b-2") == err.error);
+  BOOST_TEST(fs::is_empty(dir / "items"));
+  // One that ends incomplete without saying why still gets a reason.
+  sink.publish(end_event("c-3", "demo", false));
+  BOOST_TEST(done.at("c-3") == "the input was not read to its end");
+}
+
+BOOST_AUTO_TEST_CASE(inputs_that_never_ended_leave_nothing) {
+  const fs::path dir = fresh_dir("stopped");
+  int calls = 0;
+  nodes::ItemsSink sink(
+      {dir.string(), {"speech"}, [&](const std::string&, const std::string&) { ++calls; }});
+  sink.publish(event(Kind::Final, "d-4", "speech", 0, 10, "words"));
+  sink.close();
+  sink.publish(end_event("d-4", "demo", true));  // after close: dropped
+  BOOST_TEST(calls == 0);
+  BOOST_TEST(fs::is_empty(dir / "items"));
+}

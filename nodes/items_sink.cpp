@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -65,6 +66,7 @@ void ItemsSink::publish(const pipeline::ResultEvent& e) {
     return;
   }
   item.lines += pipeline::to_json(e) + "\n";
+  if (e.kind != Kind::Error) item.media_s = std::max(item.media_s, e.media_end_s);
   if (e.kind == Kind::Error) item.errors.push_back(e.error);
   if (e.kind == Kind::Final && options_.transcribe_tasks.count(e.task))
     item.transcripts[e.task].add(e.media_start_s, e.media_end_s, e.text);
@@ -90,7 +92,7 @@ void ItemsSink::finish(const std::string& id, Item& item, bool complete) {
     }
     write_file_atomically(base.string() + ".jsonl", item.lines);
   }
-  if (options_.on_done) options_.on_done(id, failure);
+  if (options_.on_done) options_.on_done(id, failure, item.media_s);
 }
 
 void ItemsSink::close() {

@@ -23,9 +23,10 @@ namespace rawflow::nodes {
 struct ItemsSinkOptions {
   std::string dir;                         // DIR: results go to DIR/items/
   std::set<std::string> transcribe_tasks;  // whose finals are stitched into subtitles
-  // Called once per input at its end (from the thread that publishes the end event): its id, and
-  // "" when its results were written, else why not (its error events, joined).
-  std::function<void(const std::string& id, const std::string& failure)> on_done;
+  // Called once per input at its end (from the thread that publishes the end event): its id, ""
+  // when its results were written, else why not (its error events, joined), and how far its
+  // media reached (seconds: the latest end of a final or gap).
+  std::function<void(const std::string& id, const std::string& failure, double media_s)> on_done;
 };
 
 class ItemsSink final : public ResultSink {
@@ -44,6 +45,7 @@ class ItemsSink final : public ResultSink {
     std::string lines;                                                // JSONL, in publication order
     std::map<std::string, pipeline::TranscriptStitcher> transcripts;  // by task
     std::vector<std::string> errors;
+    double media_s = 0;
   };
   void finish(const std::string& id, Item& item, bool complete);
 

@@ -49,9 +49,12 @@ ResultEvent event(Kind kind, const std::string& stream, const std::string& task,
 BOOST_AUTO_TEST_CASE(a_complete_input_gets_its_files_at_its_end_only) {
   const fs::path dir = fresh_dir("complete");
   std::map<std::string, std::string> done;
-  nodes::ItemsSink sink({dir.string(),
-                         {"speech"},
-                         [&](const std::string& id, const std::string& f) { done[id] = f; }});
+  std::map<std::string, double> reached;
+  nodes::ItemsSink sink(
+      {dir.string(), {"speech"}, [&](const std::string& id, const std::string& f, double media_s) {
+         done[id] = f;
+         reached[id] = media_s;
+       }});
   sink.publish(event(Kind::Partial, "a-1", "speech", 0, 10, "one"));
   sink.publish(event(Kind::Final, "a-1", "speech", 0, 10, "one two three"));
   sink.publish(event(Kind::Final, "a-1", "scene", 0, 10, "a red circle"));
@@ -63,6 +66,7 @@ BOOST_AUTO_TEST_CASE(a_complete_input_gets_its_files_at_its_end_only) {
   BOOST_TEST(done.empty());
   sink.publish(end_event("a-1", "demo", true));
   BOOST_TEST(done.at("a-1") == "");
+  BOOST_TEST(reached.at("a-1") == 18.0);
   std::istringstream lines(slurp(dir / "items" / "a-1.jsonl"));
   std::vector<std::string> kinds;
   for (std::string l; std::getline(lines, l);)
@@ -82,9 +86,10 @@ BOOST_AUTO_TEST_CASE(a_complete_input_gets_its_files_at_its_end_only) {
 BOOST_AUTO_TEST_CASE(an_incomplete_input_leaves_no_file_and_says_why) {
   const fs::path dir = fresh_dir("incomplete");
   std::map<std::string, std::string> done;
-  nodes::ItemsSink sink({dir.string(),
-                         {"speech"},
-                         [&](const std::string& id, const std::string& f) { done[id] = f; }});
+  nodes::ItemsSink sink(
+      {dir.string(), {"speech"}, [&](const std::string& id, const std::string& f, double) {
+         done[id] = f;
+       }});
   ResultEvent err = event(Kind::Error, "b-2", "", 0, 0, "");
   err.error = "stream `b-2`: b.mp4: Invalid data found when processing input";
   sink.publish(err);
@@ -100,7 +105,7 @@ BOOST_AUTO_TEST_CASE(inputs_that_never_ended_leave_nothing) {
   const fs::path dir = fresh_dir("stopped");
   int calls = 0;
   nodes::ItemsSink sink(
-      {dir.string(), {"speech"}, [&](const std::string&, const std::string&) { ++calls; }});
+      {dir.string(), {"speech"}, [&](const std::string&, const std::string&, double) { ++calls; }});
   sink.publish(event(Kind::Final, "d-4", "speech", 0, 10, "words"));
   sink.close();
   sink.publish(end_event("d-4", "demo", true));  // after close: dropped

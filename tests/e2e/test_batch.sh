@@ -4,6 +4,7 @@
 # a zero-length file and a text file named .mp4, some in a subdirectory. Checks:
 #  - every good input has its JSONL and its stitched transcript (.txt/.srt/.vtt); every bad one is
 #    in failed/0.tsv with its reason; the run completes with the documented exit status 3;
+#  - DIR/progress/0.json and the progress lines count inputs done and failed, media hours;
 #  - a re-run skips finished inputs (counted) and redoes the failed ones (--retries attempts);
 #  - kill -9 in the middle, then a re-run: no half-written result, finished inputs not redone, and
 #    the final results equal an uninterrupted run's (texts and media ranges per input);
@@ -77,7 +78,14 @@ print("failed:", failed)
 assert sorted(failed) == ["empty.wav", "noise.ts", "notes.mp4"], failed
 assert "empty" in failed["empty.wav"] and "notes.mp4" in failed["notes.mp4"], failed
 assert all(r["attempts"] == "1" for r in rows), rows
+progress = json.load(open(os.path.join(out, "progress", "0.json")))
+print("progress:", progress)
+assert (progress["inputs"], progress["done"], progress["failed"], progress["remaining"]) == \
+    (11, 8, 3, 0), progress
+assert progress["media_hours_done"] > 0 and progress["eta_s"] == 0, progress
 PY
+grep -q '^rawflow batch: \[8+0/11\] 3 failed' "$work/run1.log" ||
+  { echo "FAIL: no final progress line"; tail -3 "$work/run1.log"; exit 1; }
 
 echo "== a re-run: finished inputs skipped, failed ones retried"
 set +e

@@ -11,6 +11,7 @@ for tool in slurmctld slurmd sbatch munged; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
     { echo "FAIL: $tool is missing: run scripts/setup.sh (slurm-wlm, munge)"; exit 1; }
 done
+[ "$(id -u)" = 0 ] || { echo "FAIL: needs root (munged runs as user munge, slurmd as root)"; exit 1; }
 work=$RAWFLOW_TEST_WORK/slurm
 rm -rf "$work" && mkdir -p "$work"/{state,spool,log,archive,run}
 src=$RAWFLOW_SOURCE_DIR

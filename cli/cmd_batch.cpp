@@ -63,7 +63,7 @@ PipelineConfig batch_config(const std::string& config_path, const std::vector<st
                             const std::vector<const Input*>& inputs) {
   std::vector<std::pair<std::string, std::string>> streams;
   for (const Input* in : inputs) streams.emplace_back(in->id, in->path);
-  return load_config(config_path, stream_overrides(sets, streams));
+  return load_config(config_path, stream_overrides(sets, streams), /*require_output=*/false);
 }
 
 // What in the configuration changes results: everything but the streams, outputs and metrics.
@@ -124,7 +124,8 @@ int cmd_batch(const CommandArgs& argv) {
   pipeline::Shard shard;
   try {
     // Checked with a stand-in stream: the configuration need not list any.
-    cfg = load_config(config_path, stream_overrides(sets, {{"batch-input", "input.mkv"}}));
+    cfg = load_config(config_path, stream_overrides(sets, {{"batch-input", "input.mkv"}}),
+                      /*require_output=*/false);
     listed = a.has("--manifest")
                  ? pipeline::read_manifest(a.get("--manifest"))
                  : pipeline::expand_inputs(std::vector<std::string>(pos.begin() + 1, pos.end()));

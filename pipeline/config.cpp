@@ -242,7 +242,7 @@ void resolve_engine(Context& cx, PipelineConfig& c, const fs::path& base) {
   e.mmproj = resolve_path(e.mmproj, base);
 }
 
-PipelineConfig resolve(Context& cx, ConfigDraft& d, const fs::path& base) {
+PipelineConfig resolve(Context& cx, ConfigDraft& d, const fs::path& base, bool require_output) {
   PipelineConfig c = std::move(d);
   c.base_dir = base.string();
   check_task_names(cx, c);
@@ -250,7 +250,7 @@ PipelineConfig resolve(Context& cx, ConfigDraft& d, const fs::path& base) {
   check_stream_names(cx, c);
   resolve_engine(cx, c, base);
   const OutputsConfig& o = c.outputs;
-  if (!o.zeromq.enabled && !o.jsonl.enabled && !o.stdout_sink.enabled) {
+  if (require_output && !o.zeromq.enabled && !o.jsonl.enabled && !o.stdout_sink.enabled) {
     cx.fail("outputs", "no output is enabled; configure at least one of zmq, jsonl, stdout");
   }
   c.outputs.jsonl.path = resolve_path(c.outputs.jsonl.path, base);
@@ -292,7 +292,7 @@ std::string_view to_string(TaskKind k) {
 }
 
 PipelineConfig load_config_string(const std::string& text, const std::string& name_for_messages,
-                                  const std::vector<std::string>& overrides) {
+                                  const std::vector<std::string>& overrides, bool require_output) {
   Context cx{Document(name_for_messages, overrides), {}, {}};
   try {
     cx.doc.root = YAML::Load(text);
@@ -306,7 +306,7 @@ PipelineConfig load_config_string(const std::string& text, const std::string& na
     cx.errors.throw_if_any();
     const fs::path dir = fs::path(name_for_messages).parent_path();
     const fs::path base = fs::absolute(dir.empty() ? fs::current_path() : dir).lexically_normal();
-    PipelineConfig config = resolve(cx, draft, base);
+    PipelineConfig config = resolve(cx, draft, base, require_output);
     cx.errors.throw_if_any();
     config.source = name_for_messages;
     return config;
@@ -316,7 +316,8 @@ PipelineConfig load_config_string(const std::string& text, const std::string& na
   }
 }
 
-PipelineConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+PipelineConfig load_config(const std::string& path, const std::vector<std::string>& overrides,
+                           bool require_output) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     throw ConfigError("cannot read config file '" + path + "': it is a directory");
@@ -325,7 +326,7 @@ PipelineConfig load_config(const std::string& path, const std::vector<std::strin
   if (!in) throw ConfigError("cannot read config file '" + path + "': " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
-  return load_config_string(text.str(), path, overrides);
+  return load_config_string(text.str(), path, overrides, require_output);
 }
 
 std::string dump_config(const PipelineConfig& c) {

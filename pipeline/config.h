@@ -189,13 +189,16 @@ struct PipelineConfig {
 // `streams.0.url=rtsp://...`, `tasks.1.window_s=20`), applied in order to the YAML tree before
 // validation, so the same checks apply. The value is plain text unless it starts with [ { " or '
 // (then YAML: `streams.0.tasks=[a,b]`); an index equal to a list's length appends. Throws
-// ConfigError.
-PipelineConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// ConfigError. `require_output`: at least one of outputs.* must be enabled (false for a caller
+// that brings its own sink, as `rawflow batch` does).
+PipelineConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                           bool require_output = true);
 
 // The same for YAML text. `name_for_messages` prefixes locations; relative paths resolve against
 // its directory (the current directory for a bare name).
 PipelineConfig load_config_string(const std::string& text, const std::string& name_for_messages,
-                                  const std::vector<std::string>& overrides = {});
+                                  const std::vector<std::string>& overrides = {},
+                                  bool require_output = true);
 
 // The effective configuration as YAML (every key, resolved values). Loading it gives the same
 // configuration back. For `rawflow run --print-config` and logs.

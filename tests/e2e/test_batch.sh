@@ -40,7 +40,7 @@ tasks:
   - {name: speech, kind: transcribe, window_s: 4, overlap_s: 1, max_new_tokens: 4}
   - {name: scene, kind: describe, interval_s: 4, frames_per_request: 1, image_budget: 70, max_new_tokens: 4}
 engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf, threads: 1}
-outputs: {stdout: {enabled: false}, jsonl: {path: $work/all.jsonl}}
+outputs: {stdout: {enabled: false}}  # the per-input files are the output
 YAML
 batch() { "$RAWFLOW_BIN" batch "$cfg" "$@"; }
 

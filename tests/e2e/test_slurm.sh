@@ -29,7 +29,7 @@ cat > "$work/batch.yaml" <<YAML
 version: 1
 tasks: [{name: speech, kind: transcribe, window_s: 3, max_new_tokens: 2}]
 engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf, threads: 1}
-outputs: {jsonl: {path: $work/all.jsonl}}
+outputs: {stdout: {enabled: false}}
 YAML
 
 # A private one-node cluster.
@@ -55,6 +55,8 @@ SlurmdLogFile=$work/log/slurmd.log
 SlurmctldPort=$((6900 + RANDOM % 500))
 SlurmdPort=$((7500 + RANDOM % 500))
 ReturnToService=2
+# Schedule pending array tasks every second (default 60 s), so the test takes seconds, not minutes.
+SchedulerParameters=sched_interval=1
 NodeName=localhost CPUs=2 State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
@@ -83,14 +85,23 @@ done
 [ "$(sinfo -h -N -o %t)" = idle ] || { echo "FAIL: the node did not come up"; tail "$work/log/"*.log; exit 1; }
 echo "cluster up: $(sinfo -h -o '%P %D %t')"
 
+# Submits the array and waits for it by polling squeue (sbatch --wait backs off to long sleeps).
+# One CPU per task here, so both CPUs of the node run tasks.
 submit() {
-  sbatch --wait --parsable --array=0-2 --chdir="$work" \
+  local job
+  job=$(sbatch --parsable --array=0-2 --cpus-per-task=1 --chdir="$work" \
     --export=ALL,RAWFLOW_BIN="$RAWFLOW_BIN" \
     "$src/examples/slurm/rawflow-batch.sbatch" "$work/batch.yaml" "$work/archive/manifest.txt" \
-    "$work/out" 3
+    "$work/out" 3)
+  for _ in $(seq 1 1200); do
+    [ -z "$(squeue -h -j "$job" 2>/dev/null)" ] && break
+    sleep 0.1
+  done
+  [ -z "$(squeue -h -j "$job")" ] || { echo "FAIL: job $job still queued or running"; exit 1; }
+  echo "$job"
 }
 echo "== sbatch --array=0-2"
-job=$(submit) || true  # a task exits 3 (its shard had the bad input): sbatch --wait says so
+job=$(submit)
 echo "job $job"
 $py - "$work/out" <<'PY'
 import csv, os, sys
@@ -110,8 +121,10 @@ PY
 grep -h "rawflow batch: shard" "$work/out/logs/"*.log
 
 echo "== the array again: only the failed input is redone"
-job2=$(submit) || true
+job2=$(submit)
 grep -h "rawflow batch: shard" "$work/out/logs/${job2}_"*.log | tee "$work/rerun.txt"
 redo=$(sed -n 's/.*, \([0-9]*\) to do$/\1/p' "$work/rerun.txt" | awk '{ s += $1 } END { print s + 0 }')
 [ "$redo" = 1 ] || { echo "FAIL: the re-submitted array redid $redo inputs, expected 1"; exit 1; }
+scontrol show job "$job2" | grep -q "ExitCode=3:0" ||
+  { echo "FAIL: the shard with the bad input should have exited 3"; scontrol show job "$job2"; exit 1; }
 echo "PASS"

@@ -66,12 +66,19 @@ PipelineConfig batch_config(const std::string& config_path, const std::vector<st
   return load_config(config_path, stream_overrides(sets, streams), /*require_output=*/false);
 }
 
-// What in the configuration changes results: everything but the streams, outputs and metrics.
+// What in the configuration changes results: the tasks and the model (files and options), not
+// the streams, outputs, metrics or how the engine schedules — so a shard re-run with another CPU
+// count (engine.threads from SLURM_CPUS_PER_TASK) or batch size still finds its results.
 std::string config_digest(const PipelineConfig& cfg) {
   PipelineConfig d = cfg;
   d.streams.clear();
   d.outputs = {};
   d.metrics = {};
+  const EngineConfig scheduling_defaults;
+  d.engine.threads = scheduling_defaults.threads;
+  d.engine.max_batch = scheduling_defaults.max_batch;
+  d.engine.kv_cache_budget_mb = scheduling_defaults.kv_cache_budget_mb;
+  d.engine.prefill_chunk = scheduling_defaults.prefill_chunk;
   return pipeline::fnv1a64_hex(dump_config(d));
 }
 

@@ -66,8 +66,10 @@ void ItemsSink::publish(const pipeline::ResultEvent& e) {
     return;
   }
   item.lines += pipeline::to_json(e) + "\n";
-  if (e.kind != Kind::Error) item.media_s = std::max(item.media_s, e.media_end_s);
-  if (e.kind == Kind::Error) item.errors.push_back(e.error);
+  if (e.kind == Kind::Error)
+    item.errors.push_back(e.error);
+  else
+    item.media_s = std::max(item.media_s, e.media_end_s);
   if (e.kind == Kind::Final && options_.transcribe_tasks.count(e.task))
     item.transcripts[e.task].add(e.media_start_s, e.media_end_s, e.text);
 }

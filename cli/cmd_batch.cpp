@@ -228,7 +228,8 @@ int cmd_batch(const CommandArgs& argv) {
         [&](const std::string& id, const std::string& failure, double media_s) {
           std::lock_guard lock(mu);
           Input& in = *by_id.at(id);
-          in.failure = failure;
+          // After a stop, inputs end cut short: interrupted, not failed (a re-run does them).
+          in.failure = failure.empty() || !g_stop ? failure : "not finished";
           if (failure.empty()) {
             ++progress.done;
             progress.media_s += media_s;

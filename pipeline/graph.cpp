@@ -400,16 +400,17 @@ void Pipeline::Impl::start_source(size_t i, SourceGateway::gateway_type& gateway
   std::string failure;
   {
     std::lock_guard lock(sources_mutex);
-    if (stopping) {
-      failure = "stopped before it started";
-    } else {
-      try {
-        sources[i] = std::make_unique<nodes::Source>(input, sc.video.sample_fps, std::move(ev));
-        sources[i]->start();
-      } catch (const std::exception& e) {  // the stream ends here; the others run on
-        sources[i].reset();
-        failure = e.what();
-      }
+    if (stopping) {  // started by a source's end as the stop came: it never runs, reports nothing
+      gateway.release_wait();
+      if (i < initial_sources) sources_started->count_down();
+      return;
+    }
+    try {
+      sources[i] = std::make_unique<nodes::Source>(input, sc.video.sample_fps, std::move(ev));
+      sources[i]->start();
+    } catch (const std::exception& e) {  // the stream ends here; the others run on
+      sources[i].reset();
+      failure = e.what();
     }
   }
   if (!failure.empty()) {

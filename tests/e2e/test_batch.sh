@@ -8,6 +8,7 @@
 #  - a re-run skips finished inputs (counted) and redoes the failed ones (--retries attempts);
 #  - kill -9 in the middle, then a re-run: no half-written result, finished inputs not redone, and
 #    the final results equal an uninterrupted run's (texts and media ranges per input);
+#  - SIGTERM: exit 130, no temporary or partial file, interrupted inputs not listed as failed;
 #  - shards 0..2 of 3 cover every input exactly once.
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}" "${RAWFLOW_TEST_WORK:?}"
@@ -132,6 +133,25 @@ for k in a:
     assert a[k] == b[k], k
 print("results after kill -9 + re-run equal the uninterrupted run's:", len(a), "inputs")
 PY
+
+echo "== SIGTERM (what Slurm and Kubernetes send) stops cleanly"
+"$RAWFLOW_BIN" batch "$cfg" "$a" --out "$work/term" --max-active 1 2>"$work/term.log" &
+pid=$!
+for _ in $(seq 1 600); do
+  [ "$(ls "$work/term/items" 2>/dev/null | grep -c '\.jsonl$' || true)" -ge 1 ] && break
+  sleep 0.05
+done
+kill -TERM "$pid"
+set +e
+wait "$pid"; rc=$?
+set -e
+tail -1 "$work/term.log"
+[ "$rc" = 130 ] || { echo "FAIL: exit $rc after SIGTERM, expected 130"; exit 1; }
+grep -q "interrupted" "$work/term.log" || { echo "FAIL: no interrupted summary"; exit 1; }
+! ls "$work/term/items" | grep -q '\.tmp$' || { echo "FAIL: a temporary file was left"; exit 1; }
+# Inputs cut by the stop are neither done nor failed: a re-run does them.
+[ "$(tail -n +2 "$work/term/failed/0.tsv" | grep -vc -e empty.wav -e noise.ts -e notes.mp4 || true)" = 0 ] ||
+  { echo "FAIL: an interrupted input was listed as failed"; cat "$work/term/failed/0.tsv"; exit 1; }
 
 echo "== three shards cover every input once"
 for i in 0 1 2; do

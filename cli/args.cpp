@@ -173,4 +173,21 @@ bool Args::parse_or_help(const std::vector<std::string>& argv) {
 
 std::string Args::help() const { return app_->help(); }
 
+std::vector<std::string> take_set_overrides(const std::vector<std::string>& argv,
+                                            const std::string& command,
+                                            std::vector<std::string>& sets) {
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--set") {
+      if (i + 1 >= argv.size()) throw UsageError("rawflow " + command + ": --set needs KEY=VALUE");
+      sets.push_back(argv[++i]);
+    } else if (argv[i].rfind("--set=", 0) == 0) {
+      sets.push_back(argv[i].substr(6));
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  return rest;
+}
+
 }  // namespace rawflow::cli

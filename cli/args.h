@@ -74,4 +74,11 @@ class Args {
   bool help_requested_ = false;
 };
 
+// Splits `--set KEY=VALUE` / `--set=KEY=VALUE` (repeatable, which the single-valued options of
+// Args are not) out of `argv`: the overrides in order into `sets`, the rest returned for Args.
+// Throws UsageError ("rawflow <command>: --set needs KEY=VALUE") for a trailing --set.
+std::vector<std::string> take_set_overrides(const std::vector<std::string>& argv,
+                                            const std::string& command,
+                                            std::vector<std::string>& sets);
+
 }  // namespace rawflow::cli

@@ -90,17 +90,8 @@ std::string absolute_unless_url(const std::string& s) {
 }  // namespace
 
 int cmd_batch(const CommandArgs& argv) {
-  std::vector<std::string> sets, rest;
-  for (size_t i = 0; i < argv.size(); ++i) {
-    if (argv[i] == "--set") {
-      if (i + 1 >= argv.size()) throw UsageError("rawflow batch: --set needs KEY=VALUE");
-      sets.push_back(argv[++i]);
-    } else if (argv[i].rfind("--set=", 0) == 0) {
-      sets.push_back(argv[i].substr(6));
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
+  std::vector<std::string> sets;
+  const std::vector<std::string> rest = take_set_overrides(argv, "batch", sets);
   Args a("batch", "CONFIG.yaml (INPUT... | --manifest FILE) --out DIR [options]");
   a.positional("CONFIG INPUT", "pipeline configuration, then files, directories or glob patterns")
       .option("--manifest", "", "a file with one input path or URL per line")

@@ -16,18 +16,8 @@ extern "C" void on_signal(int) { g_stop = true; }
 }  // namespace
 
 int cmd_run(const CommandArgs& argv) {
-  // --set may repeat: collect them before the single-valued options are parsed.
-  std::vector<std::string> overrides, rest;
-  for (size_t i = 0; i < argv.size(); ++i) {
-    if (argv[i] == "--set") {
-      if (i + 1 >= argv.size()) throw UsageError("rawflow run: --set needs KEY=VALUE");
-      overrides.push_back(argv[++i]);
-    } else if (argv[i].rfind("--set=", 0) == 0) {
-      overrides.push_back(argv[i].substr(6));
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
+  std::vector<std::string> overrides;
+  const std::vector<std::string> rest = take_set_overrides(argv, "run", overrides);
   Args a("run", "CONFIG.yaml [--set KEY=VALUE]... [--print-config]");
   a.positional("CONFIG", "pipeline configuration (docs/config.md)")
       .option("--set", "",

@@ -36,6 +36,10 @@ constexpr int kExitInterrupted =
 std::atomic<bool> g_stop{false};
 extern "C" void on_batch_signal(int) { g_stop = true; }
 
+// An input's `failure` while it has not ended in this run, and after a stop cut it short: neither
+// done nor failed, a re-run does it.
+constexpr const char* kNotFinished = "not finished";
+
 struct Input {
   std::string path;  // as listed (absolute for local files)
   std::string id;
@@ -80,11 +84,6 @@ std::string config_digest(const PipelineConfig& cfg) {
   d.engine.kv_cache_budget_mb = scheduling_defaults.kv_cache_budget_mb;
   d.engine.prefill_chunk = scheduling_defaults.prefill_chunk;
   return pipeline::fnv1a64_hex(dump_config(d));
-}
-
-std::string absolute_unless_url(const std::string& s) {
-  if (s.find("://") != std::string::npos) return s;
-  return fs::absolute(s).lexically_normal().string();
 }
 
 }  // namespace
@@ -142,7 +141,7 @@ int cmd_batch(const CommandArgs& argv) {
   std::vector<Input> inputs;
   for (size_t k : pipeline::shard_positions(listed.size(), shard)) {
     Input in;
-    in.path = absolute_unless_url(listed[k]);
+    in.path = pipeline::absolute_input(listed[k]);
     in.id = pipeline::input_id(in.path, digest);
     inputs.push_back(in);
   }
@@ -210,7 +209,7 @@ int cmd_batch(const CommandArgs& argv) {
       by_id[in->id] = in;
       run.push_back(in);
       ++in->attempts;
-      in->failure = "not finished";
+      in->failure = kNotFinished;
     }
     pipeline::PipelineExtras extras;
     extras.max_active_sources = static_cast<size_t>(max_active);
@@ -220,7 +219,7 @@ int cmd_batch(const CommandArgs& argv) {
           std::lock_guard lock(mu);
           Input& in = *by_id.at(id);
           // After a stop, inputs end cut short: interrupted, not failed (a re-run does them).
-          in.failure = failure.empty() || !g_stop ? failure : "not finished";
+          in.failure = failure.empty() || !g_stop ? failure : kNotFinished;
           if (failure.empty()) {
             ++progress.done;
             progress.media_s += media_s;
@@ -241,7 +240,7 @@ int cmd_batch(const CommandArgs& argv) {
   {
     std::lock_guard lock(mu);
     for (const Input* in : todo)
-      if (!(in->failure == "not finished" && g_stop)) ++progress.failed;
+      if (!(in->failure == kNotFinished && g_stop)) ++progress.failed;
     finished_all = true;
     report(true);
     if (tty) std::fprintf(stderr, "\n");
@@ -253,7 +252,7 @@ int cmd_batch(const CommandArgs& argv) {
   std::string tsv = "input\terror\tattempts\n";
   size_t n_failed = 0;
   for (const Input* in : todo) {
-    if (in->failure == "not finished" && g_stop) continue;  // interrupted, not failed
+    if (in->failure == kNotFinished && g_stop) continue;  // interrupted, not failed
     std::string why = in->failure;
     for (char& c : why)
       if (c == '\t' || c == '\n') c = ' ';

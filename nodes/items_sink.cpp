@@ -85,10 +85,9 @@ void ItemsSink::finish(const std::string& id, Item& item, bool complete) {
   } else {
     const fs::path base = fs::path(options_.dir) / "items" / id;
     for (const std::string& task : options_.transcribe_tasks) {
-      const pipeline::TranscriptStitcher& t = item.transcripts[task];
-      const std::vector<pipeline::Cue> cues = t.cues();
+      const std::vector<pipeline::Cue> cues = item.transcripts[task].cues();
       const std::string stem = base.string() + "." + task;
-      write_file_atomically(stem + ".txt", t.text());
+      write_file_atomically(stem + ".txt", pipeline::to_text(cues));
       write_file_atomically(stem + ".srt", pipeline::to_srt(cues));
       write_file_atomically(stem + ".vtt", pipeline::to_vtt(cues));
     }

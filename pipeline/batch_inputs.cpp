@@ -172,6 +172,11 @@ std::string fnv1a64_hex(const std::string& bytes) {
   return buf;
 }
 
+std::string absolute_input(const std::string& input) {
+  if (is_url(input)) return input;
+  return fs::absolute(input).lexically_normal().string();
+}
+
 std::string input_id(const std::string& input, const std::string& config_digest) {
   std::string name = fs::path(input).filename().string();
   if (name.empty()) name = "input";

@@ -46,10 +46,14 @@ Shard resolve_shard(std::optional<int64_t> index, std::optional<int64_t> count,
 std::vector<size_t> shard_positions(size_t n, const Shard& s);
 
 // The id an input's results are filed under, also its stream name in the run: its file name with
-// every character but letters, digits, '-' and '_' made '_' (at most 80 characters) and 12 hex digits of FNV-1a 64 over the input as
-// given and `config_digest` (what in the configuration changes results), so two inputs with one
-// name, or one input under two configurations, never share results.
+// every character but letters, digits, '-' and '_' made '_' (at most 80 characters) and 12 hex
+// digits of FNV-1a 64 over the input as given and `config_digest` (what in the configuration
+// changes results), so two inputs with one name, or one input under two configurations, never share
+// results.
 std::string input_id(const std::string& input, const std::string& config_digest);
+
+// How an input is filed and opened: a URL (scheme://) as given, a path made absolute.
+std::string absolute_input(const std::string& input);
 
 // FNV-1a 64 of `bytes`, as 16 hex digits (stable across platforms and builds).
 std::string fnv1a64_hex(const std::string& bytes);

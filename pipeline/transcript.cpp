@@ -115,9 +115,11 @@ std::vector<Cue> TranscriptStitcher::cues() const {
   return cues;
 }
 
-std::string TranscriptStitcher::text() const {
+std::string TranscriptStitcher::text() const { return to_text(cues()); }
+
+std::string to_text(const std::vector<Cue>& cues) {
   std::string s;
-  for (const Cue& c : cues()) s += c.text + "\n";
+  for (const Cue& c : cues) s += c.text + "\n";
   return s;
 }
 

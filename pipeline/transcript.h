@@ -43,6 +43,8 @@ class TranscriptStitcher {
 // SubRip (`1\n00:00:01,500 --> 00:00:04,000\ntext\n\n`) and WebVTT (`WEBVTT` header, `.` for
 // the milliseconds) renderings of the cues.
 std::string to_srt(const std::vector<Cue>& cues);
+// Plain text: one cue per line (what TranscriptStitcher::text() gives).
+std::string to_text(const std::vector<Cue>& cues);
 std::string to_vtt(const std::vector<Cue>& cues);
 
 }  // namespace rawflow::pipeline

@@ -3,7 +3,6 @@
 // variables), which entries a shard takes, and stable result ids.
 #define BOOST_TEST_MODULE test_batch_inputs
 #include <boost/test/unit_test.hpp>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +10,7 @@
 #include <string>
 
 #include "pipeline/batch_inputs.h"
+#include "tests/test_models.h"
 
 using namespace rawflow::pipeline;
 namespace fs = std::filesystem;
@@ -18,8 +18,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const char* env = std::getenv("RAWFLOW_TEST_WORK");
-  fs::path d = (env ? fs::path(env) : fs::temp_directory_path()) / "test_batch_inputs" / name;
+  const fs::path d = rawflow::test::work_dir("test_batch_inputs/" + name);
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

@@ -4,7 +4,6 @@
 // the reason; inputs that never ended leave nothing.
 #define BOOST_TEST_MODULE test_items_sink
 #include <boost/test/unit_test.hpp>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +11,7 @@
 #include <string>
 
 #include "nodes/items_sink.h"
+#include "tests/test_models.h"
 
 using namespace rawflow;
 using namespace rawflow::pipeline;
@@ -21,8 +21,7 @@ using Kind = ResultEvent::Kind;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const char* env = std::getenv("RAWFLOW_TEST_WORK");
-  fs::path d = (env ? fs::path(env) : fs::temp_directory_path()) / "test_items_sink" / name;
+  const fs::path d = rawflow::test::work_dir("test_items_sink/" + name);
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "pipeline/batch_progress.h"
 #include "pipeline/config.h"
 #include "pipeline/graph.h"
+#include "pipeline/metrics.h"
 
 namespace rawflow::cli {
 namespace {
@@ -174,10 +176,13 @@ int cmd_batch(const CommandArgs& argv) {
   const fs::path progress_file =
       fs::path(out_dir) / "progress" / (std::to_string(shard.index) + ".json");
   fs::create_directories(progress_file.parent_path());
+  // The same figures on /metrics while a run's pipeline (and its registry) exists.
+  std::optional<pipeline::BatchProgressMetrics> gauges;
   const auto report = [&](bool line) {  // with `mu` held
     progress.elapsed_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     nodes::ItemsSink::write_file_atomically(progress_file.string(), progress.json() + "\n");
+    if (gauges) gauges->publish(progress);
     if (tty)
       std::fprintf(stderr, "\r%s\033[K", progress.bar(30).c_str());
     else if (line)
@@ -214,24 +219,35 @@ int cmd_batch(const CommandArgs& argv) {
     pipeline::PipelineExtras extras;
     extras.max_active_sources = static_cast<size_t>(max_active);
     nodes::ItemsSinkOptions items{
-        out_dir, transcribe,
-        [&](const std::string& id, const std::string& failure, double media_s) {
+        out_dir, transcribe, [&](const nodes::ItemOutcome& o) {
           std::lock_guard lock(mu);
-          Input& in = *by_id.at(id);
+          Input& in = *by_id.at(o.id);
           // After a stop, inputs end cut short: interrupted, not failed (a re-run does them).
-          in.failure = failure.empty() || !g_stop ? failure : kNotFinished;
-          if (failure.empty()) {
+          in.failure = o.failure.empty() || !g_stop ? o.failure : kNotFinished;
+          if (o.failure.empty()) {
             ++progress.done;
-            progress.media_s += media_s;
+            progress.media_s += o.media_s;
           }
           if (tty) std::fprintf(stderr, "\r\033[K");
-          std::fprintf(stderr, "rawflow batch: %s %s%s%s\n", failure.empty() ? "done" : "failed",
-                       in.path.c_str(), failure.empty() ? "" : ": ", failure.c_str());
+          std::fprintf(stderr, "rawflow batch: %s %s%s%s\n", o.failure.empty() ? "done" : "failed",
+                       in.path.c_str(), o.failure.empty() ? "" : ": ", o.failure.c_str());
+          // Done, with something the user should know (in its .jsonl too).
+          for (const std::string& e : o.errors)
+            std::fprintf(stderr, "rawflow batch:   note on %s: %s\n", in.path.c_str(), e.c_str());
           report(!tty);
         }};
     extras.sinks.emplace_back("items", std::make_unique<nodes::ItemsSink>(std::move(items)));
+    extras.add_metrics = [&](pipeline::MetricsRegistry& registry) {
+      std::lock_guard lock(mu);
+      gauges.emplace(registry, shard.index);
+      gauges->publish(progress);
+    };
     pipeline::Pipeline p(batch_config(config_path, sets, run), std::move(extras));
     p.run(g_stop);
+    {
+      std::lock_guard lock(mu);
+      gauges.reset();  // the registry goes with `p`
+    }
     std::vector<Input*> failed;
     for (Input* in : todo)
       if (!in->failure.empty()) failed.push_back(in);

@@ -75,14 +75,15 @@ void ItemsSink::publish(const pipeline::ResultEvent& e) {
 }
 
 void ItemsSink::finish(const std::string& id, Item& item, bool complete) {
-  std::string failure;
+  ItemOutcome outcome{id, "", {}, item.media_s};
   if (!complete) {
     for (const std::string& m : item.errors) {
-      if (!failure.empty()) failure += "; ";
-      failure += m;
+      if (!outcome.failure.empty()) outcome.failure += "; ";
+      outcome.failure += m;
     }
-    if (failure.empty()) failure = "the input was not read to its end";
+    if (outcome.failure.empty()) outcome.failure = "the input was not read to its end";
   } else {
+    outcome.errors = std::move(item.errors);
     const fs::path base = fs::path(options_.dir) / "items" / id;
     for (const std::string& task : options_.transcribe_tasks) {
       const std::vector<pipeline::Cue> cues = item.transcripts[task].cues();
@@ -93,7 +94,7 @@ void ItemsSink::finish(const std::string& id, Item& item, bool complete) {
     }
     write_file_atomically(base.string() + ".jsonl", item.lines);
   }
-  if (options_.on_done) options_.on_done(id, failure, item.media_s);
+  if (options_.on_done) options_.on_done(outcome);
 }
 
 void ItemsSink::close() {

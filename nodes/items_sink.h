@@ -20,13 +20,21 @@
 
 namespace rawflow::nodes {
 
+// How one input ended.
+struct ItemOutcome {
+  std::string id;
+  std::string failure;  // "" when its results were written, else why not (its errors, joined)
+  // A written input's error events (e.g. a video without the audio a task needs): it is done,
+  // but the user should hear of them.
+  std::vector<std::string> errors;
+  double media_s = 0;  // how far its media reached: the latest end of a final or gap
+};
+
 struct ItemsSinkOptions {
   std::string dir;                         // DIR: results go to DIR/items/
   std::set<std::string> transcribe_tasks;  // whose finals are stitched into subtitles
-  // Called once per input at its end (from the thread that publishes the end event): its id, ""
-  // when its results were written, else why not (its error events, joined), and how far its
-  // media reached (seconds: the latest end of a final or gap).
-  std::function<void(const std::string& id, const std::string& failure, double media_s)> on_done;
+  // Called once per input at its end, from the thread that publishes the end event.
+  std::function<void(const ItemOutcome&)> on_done;
 };
 
 class ItemsSink final : public ResultSink {

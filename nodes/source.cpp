@@ -152,6 +152,7 @@ bool Source::read_connection() {
   opt.video_min_interval_s = sample_fps_ > 0 ? 1.0 / sample_fps_ : 0;
   opt.cancel = &stop_;
   media::MediaInput in(cfg_.url, opt);
+  check_streams(in);
   decode_errors_reported_ = 0;
   last_decode_report_.reset();
   const auto connection_over = [&] {
@@ -169,6 +170,26 @@ bool Source::read_connection() {
     connection_over();
     throw;
   }
+}
+
+void Source::check_streams(const media::MediaInput& in) {
+  const bool video_missing = cfg_.video.enabled && !in.has_video();
+  const bool audio_missing = cfg_.audio.enabled && !in.has_audio();
+  // Nothing a task needs: the input fails like one that cannot be opened (a live one is tried
+  // again: a camera may come back with its streams).
+  if ((video_missing || !cfg_.video.enabled) && (audio_missing || !cfg_.audio.enabled))
+    throw media::MediaError(std::string("the input has no ") +
+                            (cfg_.video.enabled && cfg_.audio.enabled ? "video or audio"
+                             : cfg_.video.enabled                     ? "video"
+                                                                      : "audio") +
+                            " stream, which this stream's tasks need");
+  // One stream of two missing: the other's tasks run; said once per source, not per reconnect.
+  if (missing_reported_ || !(video_missing || audio_missing)) return;
+  missing_reported_ = true;
+  if (ev_.error)
+    ev_.error("stream `" + cfg_.name + "`: the input has no " +
+              (video_missing ? "video" : "audio") + " stream; the tasks that need " +
+              (video_missing ? "video" : "audio") + " get nothing from it");
 }
 
 void Source::report_decode_errors(const media::MediaInput& in, bool flush) {

@@ -112,6 +112,9 @@ class Source {
   // Reads one connection until it ends; returns true when the input ended normally (EOF).
   bool read_connection();
   bool read_units(media::MediaInput& in);
+  // The input lacks a stream this source's tasks need: both (or the only one wanted) throws
+  // media::MediaError; one of two is an error event, once per source.
+  void check_streams(const media::MediaInput& in);
   // Hands on the decode errors `in` counted since the last report; unless `flush`, only when
   // kDecodeErrorReportS passed since then.
   void report_decode_errors(const media::MediaInput& in, bool flush);
@@ -129,6 +132,7 @@ class Source {
   // The last packet of the previous connection that delivered media, until the next one does.
   std::optional<Clock::time_point> lost_at_;
   bool up_ = false;                     // the current connection delivered media
+  bool missing_reported_ = false;       // check_streams reported a missing stream
   int64_t decode_errors_reported_ = 0;  // of the current connection's MediaInput
   std::optional<Clock::time_point> last_decode_report_;
   std::thread thread_;

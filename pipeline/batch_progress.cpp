@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
+
+#include "pipeline/metrics.h"
 
 namespace rawflow::pipeline {
 namespace {
@@ -72,6 +75,44 @@ std::string BatchProgress::bar(int width) const {
   s += "] ";
   s += line();
   return s;
+}
+
+namespace {
+
+Gauge& inputs_gauge(MetricsRegistry& r, int64_t shard, const char* state) {
+  return r.gauge("rawflow_batch_inputs",
+                 "Inputs of this batch shard by state: total, done_before (results existed), done "
+                 "(by this run), failed, remaining.",
+                 {{"shard", std::to_string(shard)}, {"state", state}});
+}
+
+}  // namespace
+
+BatchProgressMetrics::BatchProgressMetrics(MetricsRegistry& r, int64_t shard)
+    : inputs_(inputs_gauge(r, shard, "total")),
+      done_before_(inputs_gauge(r, shard, "done_before")),
+      done_(inputs_gauge(r, shard, "done")),
+      failed_(inputs_gauge(r, shard, "failed")),
+      remaining_(inputs_gauge(r, shard, "remaining")),
+      media_s_(r.gauge("rawflow_batch_media_seconds_done",
+                       "Media seconds of the inputs this run finished.",
+                       {{"shard", std::to_string(shard)}})),
+      media_rate_(r.gauge("rawflow_batch_media_seconds_per_second",
+                          "Media seconds finished per wall second since this run started.",
+                          {{"shard", std::to_string(shard)}})),
+      eta_s_(r.gauge("rawflow_batch_eta_seconds",
+                     "Wall seconds left at this run's pace per input; NaN before an input ended.",
+                     {{"shard", std::to_string(shard)}})) {}
+
+void BatchProgressMetrics::publish(const BatchProgress& p) {
+  inputs_.set(static_cast<double>(p.inputs));
+  done_before_.set(static_cast<double>(p.done_before));
+  done_.set(static_cast<double>(p.done));
+  failed_.set(static_cast<double>(p.failed));
+  remaining_.set(static_cast<double>(p.remaining()));
+  media_s_.set(p.media_s);
+  media_rate_.set(p.media_rate());
+  eta_s_.set(p.eta_s().value_or(std::numeric_limits<double>::quiet_NaN()));
 }
 
 }  // namespace rawflow::pipeline

@@ -8,6 +8,9 @@
 
 namespace rawflow::pipeline {
 
+class Gauge;
+class MetricsRegistry;
+
 struct BatchProgress {
   int64_t shard = 0, shards = 1;
   size_t inputs = 0;       // in this shard
@@ -31,6 +34,18 @@ struct BatchProgress {
   std::string line() const;
   // The line after a bar of `width` cells: "[######----] 4/11 ...", for a terminal.
   std::string bar(int width) const;
+};
+
+// The same figures as /metrics series (docs/metrics.md), labelled with the shard: registered on a
+// run's registry, set by publish(). Lives no longer than that registry.
+class BatchProgressMetrics {
+ public:
+  BatchProgressMetrics(MetricsRegistry& registry, int64_t shard);
+  void publish(const BatchProgress& p);
+
+ private:
+  Gauge &inputs_, &done_before_, &done_, &failed_, &remaining_;
+  Gauge &media_s_, &media_rate_, &eta_s_;
 };
 
 }  // namespace rawflow::pipeline

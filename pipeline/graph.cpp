@@ -130,6 +130,7 @@ struct Pipeline::Impl {
   Impl(PipelineConfig c, PipelineExtras extras)
       : cfg(std::move(c)), max_active(extras.max_active_sources) {
     for (auto& [name, sink] : extras.sinks) sinks.push_back({name, std::move(sink)});
+    if (extras.add_metrics) extras.add_metrics(registry);  // before make_sinks() starts /metrics
   }
   // run() shuts down in order; this is for a Pipeline destroyed without that (never run, or a run
   // that threw): no more input, the engine's work cancelled, the graph drained, before any

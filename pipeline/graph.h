@@ -13,6 +13,7 @@
 // gateway; the engine's forwards run on the scheduler's thread, which feeds the decoder's gateway.
 // The node bodies are in nodes/, one file each, testable without the graph.
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,6 +24,8 @@
 #include "pipeline/graph_map.h"
 
 namespace rawflow::pipeline {
+
+class MetricsRegistry;
 
 struct RunSummary {
   int64_t requests = 0, finals = 0, errors = 0, gaps = 0;
@@ -41,6 +44,9 @@ struct PipelineExtras {
   // At most this many sources read at once, in stream order; the next starts when one ends
   // (0: all at once). Streams not started when a stop comes get no events.
   size_t max_active_sources = 0;
+  // Called once the run's metrics registry exists, before /metrics serves it: the caller adds its
+  // own series (batch progress). The registry lives as long as the Pipeline.
+  std::function<void(MetricsRegistry&)> add_metrics;
 };
 
 class Pipeline {

@@ -49,11 +49,10 @@ BOOST_AUTO_TEST_CASE(a_complete_input_gets_its_files_at_its_end_only) {
   const fs::path dir = fresh_dir("complete");
   std::map<std::string, std::string> done;
   std::map<std::string, double> reached;
-  nodes::ItemsSink sink(
-      {dir.string(), {"speech"}, [&](const std::string& id, const std::string& f, double media_s) {
-         done[id] = f;
-         reached[id] = media_s;
-       }});
+  nodes::ItemsSink sink({dir.string(), {"speech"}, [&](const nodes::ItemOutcome& o) {
+                           done[o.id] = o.failure;
+                           reached[o.id] = o.media_s;
+                         }});
   sink.publish(event(Kind::Partial, "a-1", "speech", 0, 10, "one"));
   sink.publish(event(Kind::Final, "a-1", "speech", 0, 10, "one two three"));
   sink.publish(event(Kind::Final, "a-1", "scene", 0, 10, "a red circle"));
@@ -86,9 +85,7 @@ BOOST_AUTO_TEST_CASE(an_incomplete_input_leaves_no_file_and_says_why) {
   const fs::path dir = fresh_dir("incomplete");
   std::map<std::string, std::string> done;
   nodes::ItemsSink sink(
-      {dir.string(), {"speech"}, [&](const std::string& id, const std::string& f, double) {
-         done[id] = f;
-       }});
+      {dir.string(), {"speech"}, [&](const nodes::ItemOutcome& o) { done[o.id] = o.failure; }});
   ResultEvent err = event(Kind::Error, "b-2", "", 0, 0, "");
   err.error = "stream `b-2`: b.mp4: Invalid data found when processing input";
   sink.publish(err);
@@ -100,11 +97,30 @@ BOOST_AUTO_TEST_CASE(an_incomplete_input_leaves_no_file_and_says_why) {
   BOOST_TEST(done.at("c-3") == "the input was not read to its end");
 }
 
+BOOST_AUTO_TEST_CASE(a_complete_input_with_errors_is_done_and_passes_them_on) {
+  const fs::path dir = fresh_dir("with-errors");
+  std::vector<nodes::ItemOutcome> outcomes;
+  nodes::ItemsSink sink(
+      {dir.string(), {"speech"}, [&](const nodes::ItemOutcome& o) { outcomes.push_back(o); }});
+  ResultEvent err = event(Kind::Error, "e-5", "", 0, 0, "");
+  err.error = "stream `e-5`: the input has no audio stream; the tasks that need audio get nothing";
+  sink.publish(err);
+  sink.publish(event(Kind::Final, "e-5", "scene", 0, 4, "a red circle"));
+  sink.publish(end_event("e-5", "demo", true));
+  BOOST_TEST_REQUIRE(outcomes.size() == 1u);
+  BOOST_TEST(outcomes[0].failure == "");
+  BOOST_TEST(outcomes[0].errors == std::vector<std::string>{err.error},
+             boost::test_tools::per_element());
+  BOOST_TEST(outcomes[0].media_s == 4.0);
+  // The error is one of its results too.
+  BOOST_TEST(slurp(dir / "items" / "e-5.jsonl").find("no audio stream") != std::string::npos);
+  BOOST_TEST(slurp(dir / "items" / "e-5.speech.txt") == "");
+}
+
 BOOST_AUTO_TEST_CASE(inputs_that_never_ended_leave_nothing) {
   const fs::path dir = fresh_dir("stopped");
   int calls = 0;
-  nodes::ItemsSink sink(
-      {dir.string(), {"speech"}, [&](const std::string&, const std::string&, double) { ++calls; }});
+  nodes::ItemsSink sink({dir.string(), {"speech"}, [&](const nodes::ItemOutcome&) { ++calls; }});
   sink.publish(event(Kind::Final, "d-4", "speech", 0, 10, "words"));
   sink.close();
   sink.publish(end_event("d-4", "demo", true));  // after close: dropped

@@ -66,6 +66,14 @@ for f in items:
         ev = [json.loads(l) for l in open(os.path.join(out, "items", f))]
         assert ev or f.startswith("cut_ts"), f  # a 40 kB TS may hold less than a window
         assert all(e["kind"] in ("final", "error", "gap") for e in ev), f
+        # An input without a stream a task needs is done, and says so in its results.
+        errors = " ".join(e["error"] for e in ev if e["kind"] == "error")
+        if f.startswith("silent-video"):
+            assert "has no audio stream" in errors, (f, errors)
+        if f.startswith(("four_wav", "five_mp3", "six_mka")):
+            assert "has no video stream" in errors, (f, errors)
+        if f.startswith(("one_mkv", "two_mp4")):
+            assert "stream" not in errors, (f, errors)
         assert all(e["stream"] == f[:-6] for e in ev), f
         stem = os.path.join(out, "items", f[:-6] + ".speech")
         for ext in (".txt", ".srt", ".vtt"):
@@ -87,6 +95,19 @@ assert progress["media_hours_done"] > 0 and progress["eta_s"] == 0, progress
 PY
 grep -q '^rawflow batch: \[8+0/11\] 3 failed' "$work/run1.log" ||
   { echo "FAIL: no final progress line"; tail -3 "$work/run1.log"; exit 1; }
+grep -q "note on $a/silent-video.mp4: .*has no audio stream" "$work/run1.log" ||
+  { echo "FAIL: the video without audio was not reported"; exit 1; }
+
+echo "== an input with no stream any task needs fails"
+sed 's/^  - {name: scene.*$//' "$cfg" > "$work/speech-only.yaml"
+set +e
+"$RAWFLOW_BIN" batch "$work/speech-only.yaml" "$a/silent-video.mp4" "$a/four.wav" \
+  --out "$work/speech-only" 2>"$work/speech-only.log"; rc=$?
+set -e
+[ "$rc" = 3 ] || { echo "FAIL: exit $rc, expected 3"; cat "$work/speech-only.log"; exit 1; }
+grep -q "failed $a/silent-video.mp4: .*no audio stream, which this stream's tasks need" \
+  "$work/speech-only.log" || { echo "FAIL: no reason given"; cat "$work/speech-only.log"; exit 1; }
+grep -q "done $a/four.wav" "$work/speech-only.log" || { echo "FAIL: four.wav not done"; exit 1; }
 
 echo "== a re-run: finished inputs skipped, failed ones retried"
 set +e
@@ -134,13 +155,25 @@ for k in a:
 print("results after kill -9 + re-run equal the uninterrupted run's:", len(a), "inputs")
 PY
 
-echo "== SIGTERM (what Slurm and Kubernetes send) stops cleanly"
-"$RAWFLOW_BIN" batch "$cfg" "$a" --out "$work/term" --max-active 1 2>"$work/term.log" &
+echo "== the progress on /metrics; SIGTERM (what Slurm and Kubernetes send) stops cleanly"
+http_port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$RAWFLOW_BIN" batch "$cfg" "$a" --out "$work/term" --max-active 1 \
+  --set "metrics.http.listen=127.0.0.1:$http_port" 2>"$work/term.log" &
 pid=$!
 for _ in $(seq 1 600); do
   [ "$(ls "$work/term/items" 2>/dev/null | grep -c '\.jsonl$' || true)" -ge 1 ] && break
   sleep 0.05
 done
+$py - "$http_port" <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+value = lambda state: float(re.search(r'^rawflow_batch_inputs\{shard="0",state="%s"\} (\S+)$' % state,
+                                      text, re.M).group(1))
+assert value("total") == 11, text
+assert value("done") >= 1 and value("done") + value("failed") + value("remaining") == 11, text
+assert re.search(r'^rawflow_batch_media_seconds_done\{shard="0"\} [1-9]', text, re.M), text
+print("/metrics: %d done, %d remaining" % (value("done"), value("remaining")))
+PY
 kill -TERM "$pid"
 set +e
 wait "$pid"; rc=$?

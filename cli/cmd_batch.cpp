@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/run_summary.h"
 #include "nodes/items_sink.h"
 #include "pipeline/batch_inputs.h"
 #include "pipeline/batch_progress.h"
@@ -243,10 +244,12 @@ int cmd_batch(const CommandArgs& argv) {
       gauges->publish(progress);
     };
     pipeline::Pipeline p(batch_config(config_path, sets, run), std::move(extras));
-    p.run(g_stop);
+    const pipeline::RunSummary summary = p.run(g_stop);
     {
       std::lock_guard lock(mu);
       gauges.reset();  // the registry goes with `p`
+      if (tty) std::fprintf(stderr, "\r\033[K");
+      print_run_summary("rawflow batch", summary);
     }
     std::vector<Input*> failed;
     for (Input* in : todo)

@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/run_summary.h"
 #include "pipeline/config.h"
 #include "pipeline/graph.h"
 
@@ -40,19 +41,7 @@ int cmd_run(const CommandArgs& argv) {
   std::signal(SIGTERM, on_signal);
   pipeline::Pipeline p(std::move(cfg));
   const pipeline::RunSummary s = p.run(g_stop);
-  std::fprintf(stderr,
-               "rawflow run: busy %.2f s projecting, %.2f s in forwards, %.2f s both at once\n",
-               s.projection_s, s.forward_s, s.overlap_s);
-  std::fprintf(stderr,
-               "rawflow run: %lld requests, %lld results, %lld errors, %lld gaps; audio frames "
-               "%lld in / %lld used, video frames %lld in / %lld used; up to %.0f sequences per "
-               "forward\n",
-               static_cast<long long>(s.requests), static_cast<long long>(s.finals),
-               static_cast<long long>(s.errors), static_cast<long long>(s.gaps),
-               static_cast<long long>(s.audio_frames_in),
-               static_cast<long long>(s.audio_frames_used),
-               static_cast<long long>(s.video_frames_in),
-               static_cast<long long>(s.video_frames_used), s.max_sequences_per_forward);
+  print_run_summary("rawflow run", s);
   return s.errors > 0 && s.finals == 0 ? 1 : 0;
 }
 

@@ -509,8 +509,10 @@ RunSummary Pipeline::run(const std::atomic<bool>& stop) {
   out.finals = im.tally.finals;
   out.errors = im.tally.errors;
   out.gaps = im.tally.gaps;
-  out.max_sequences_per_forward =
-      static_cast<double>(im.scheduler->stats().max_sequences_per_forward);
+  const SchedulerStats engine_stats = im.scheduler->stats();
+  out.forwards = static_cast<int64_t>(engine_stats.forwards);
+  out.sequences_in_forwards = static_cast<int64_t>(engine_stats.sequences_in_forwards);
+  out.max_sequences_per_forward = static_cast<double>(engine_stats.max_sequences_per_forward);
   const OverlapMeter::Totals busy = im.overlap.totals();
   out.projection_s = busy.projection_s;
   out.forward_s = busy.forward_s;

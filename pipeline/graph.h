@@ -31,7 +31,11 @@ struct RunSummary {
   int64_t requests = 0, finals = 0, errors = 0, gaps = 0;
   int64_t audio_frames_in = 0, audio_frames_used = 0;  // over all streams
   int64_t video_frames_in = 0, video_frames_used = 0;
+  int64_t forwards = 0, sequences_in_forwards = 0;  // over the engine's forward calls
   double max_sequences_per_forward = 0;
+  double mean_sequences_per_forward() const {
+    return forwards > 0 ? static_cast<double>(sequences_in_forwards) / forwards : 0;
+  }
   // Busy time of the projection node and of the engine's forwards, and of that the time both
   // were busy at once (OverlapMeter).
   double projection_s = 0, forward_s = 0, overlap_s = 0;

@@ -44,18 +44,22 @@ SR = speech.SAMPLE_RATE
 # The run starts on easy speech and adds the hard parts once the model listens (measured: with
 # sentences of up to 12 words and every augmentation from the start, five runs stayed 1,000-1,500
 # steps without using the audio; on one-word clips, 300 steps of clean audio reached a loss of 1.49
-# where the same steps with the augmentations reached 1.93: train/README.md):
-#  - the first CURRICULUM share of the steps hears utterances of at most 3 words;
+# where the same steps with the augmentations reached 1.93; run 6, whose short utterances ended
+# at 15 % of the steps, listened on them and lost it when every length came at once: train/README.md):
+#  - utterance length grows in stages: LENGTH_STAGES (share of the steps, most words), then all;
 #  - augmentation (a noise floor, two utterances in one clip, a short utterance in a long window)
 #    is off for the first AUG_START share, ramps up to full by AUG_FULL, and codec round trips
 #    join with it. Silence-only clips and exact digital zeros are there from the start.
-CURRICULUM_MAX_WORDS = 3
-AUG_START, AUG_FULL = 0.25, 0.5
+LENGTH_STAGES = ((0.30, 3), (0.55, 6))
+AUG_START, AUG_FULL = 0.5, 0.75
 
 
-def curriculum(utts):
-    """The utterances the run starts with."""
-    return [u for u in utts if len(u[1]) <= CURRICULUM_MAX_WORDS]
+def max_words(step, steps):
+    """The longest utterance step `step` hears (None: every length)."""
+    for share, words in LENGTH_STAGES:
+        if step < share * steps:
+            return words
+    return None
 
 
 def augmentation(step, steps):
@@ -63,12 +67,19 @@ def augmentation(step, steps):
     return min(1.0, max(0.0, (step / steps - AUG_START) / (AUG_FULL - AUG_START)))
 
 
-def pick_pool(step, steps, curriculum_share, short, short_pcm, utts, pcm):
+def speech_pools(utts):
+    """{(most words or None, clean only): utterances}: what pick_pool chooses from."""
+    pools = {}
+    for words in [w for _, w in LENGTH_STAGES] + [None]:
+        fit = [u for u in utts if words is None or len(u[1]) <= words]
+        pools[(words, False)] = fit
+        pools[(words, True)] = [u for u in fit if u[2].endswith(" pcm")]
+    return pools
+
+
+def pick_pool(step, steps, pools):
     """The utterances step `step` draws from: short ones first, pcm-only while augmentation is off."""
-    first = step < curriculum_share * steps
-    if augmentation(step, steps) == 0.0:
-        return short_pcm if first else pcm
-    return short if first else utts
+    return pools[(max_words(step, steps), augmentation(step, steps) == 0.0)]
 
 
 def speech_clip(rng, utts, aug=1.0):
@@ -307,7 +318,6 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--checkpoint-minutes", type=float, default=10)
     ap.add_argument("--log-every", type=int, default=50)
-    ap.add_argument("--curriculum", type=float, default=0.15, help="share of the steps on short utterances only")
     ap.add_argument("--eval-speech", type=int, default=100, help="test clips per speech set")
     ap.add_argument("--eval-scenes", type=int, default=200)
     ap.add_argument("--export", help="write the Hugging Face directory here at the end")
@@ -331,19 +341,19 @@ def main():
     print(f"speech cache: {len(utts)} utterances, {sum(len(u[0]) for u in utts) / SR / 3600:.2f} h "
           f"({time.time() - t_start:.0f} s)", flush=True)
 
-    short = curriculum(utts)
-    pcm = [u for u in utts if u[2].endswith(" pcm")]
-    short_pcm = curriculum(pcm)
-    print(f"curriculum: {len(short)} utterances of at most {CURRICULUM_MAX_WORDS} words for the first "
-          f"{a.curriculum:.0%} of the steps; clean clips ({len(pcm)} utterances without a codec) until "
-          f"{AUG_START:.0%}, augmentation at full rate from {AUG_FULL:.0%}", flush=True)
+    pools = speech_pools(utts)
+    for share, words in LENGTH_STAGES:
+        print(f"up to {share:.0%} of the steps: {len(pools[(words, False)])} utterances of at most {words} words",
+              flush=True)
+    print(f"clean clips ({len(pools[(None, True)])} utterances without a codec) until {AUG_START:.0%}, "
+          f"augmentation at full rate from {AUG_FULL:.0%}", flush=True)
     tok = vocab.Tokenizer()
     P = Prompts(tok)
 
     def batches(step):
         """Step `step`'s examples: a pure function of (seed, step), so a resumed run sees the same."""
         rng = random.Random(a.seed * 1_000_000_007 + step)
-        pool = pick_pool(step, a.steps, a.curriculum, short, short_pcm, utts, pcm)
+        pool = pick_pool(step, a.steps, pools)
         return (speech_batch(rng, pool, P, a.speech_batch, augmentation(step, a.steps)),
                 image_batch(rng, P, a.image_batch))
 

@@ -77,7 +77,7 @@ expect=$((5 * 750 + 185))
 [ "$fin" = "$expect" ] && [ "$fused" = "$expect" ] ||
   { echo "FAIL: expected $expect frames in and used, got $fin / $fused"; exit 1; }
 grep -q 'results, 0 errors' "$work/archive.log" || { echo "FAIL: errors in the archive run"; exit 1; }
-seq=$(sed -n 's/.*up to \([0-9]*\) sequences per forward.*/\1/p' "$work/archive.log")
+seq=$(sed -n 's/.*sequences per forward (up to \([0-9]*\)).*/\1/p' "$work/archive.log")
 [ "$seq" -ge 2 ] || { echo "FAIL: never more than one sequence per forward ($seq)"; exit 1; }
 echo "sequences per forward: up to $seq"
 
@@ -242,6 +242,6 @@ assert sorted(streams) == ["cam1", "cam2", "cam3", "cam4"], streams
 for v in streams.values():
     assert v == sorted(v) == [0.0, 10.0, 20.0], v  # per stream, in media order
 PY
-seq=$(sed -n 's/.*up to \([0-9]*\) sequences per forward.*/\1/p' "$work/four.log")
+seq=$(sed -n 's/.*sequences per forward (up to \([0-9]*\)).*/\1/p' "$work/four.log")
 [ "$seq" -ge 2 ] || { echo "FAIL: four streams never shared a forward ($seq)"; exit 1; }
 echo "PASS"

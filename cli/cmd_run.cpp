@@ -1,10 +1,15 @@
 // rawflow run CONFIG: the streaming pipeline (pipeline/graph.h) for a YAML configuration.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <iostream>
+#include <memory>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/run_summary.h"
+#include "nodes/stderr_log.h"
 #include "pipeline/config.h"
 #include "pipeline/graph.h"
 
@@ -39,7 +44,15 @@ int cmd_run(const CommandArgs& argv) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  pipeline::Pipeline p(std::move(cfg));
+  // Errors on stderr too, unless the stdout sink already prints them to this same terminal.
+  pipeline::PipelineExtras extras;
+  const bool errors_on_terminal = cfg.outputs.stdout_sink.enabled &&
+                                  cfg.outputs.stdout_sink.format == StdoutFormat::Text &&
+                                  ::isatty(STDOUT_FILENO) && ::isatty(STDERR_FILENO);
+  if (!errors_on_terminal)
+    extras.sinks.emplace_back("stderr",
+                              std::make_unique<nodes::StderrLog>(std::cerr, "rawflow run: "));
+  pipeline::Pipeline p(std::move(cfg), std::move(extras));
   const pipeline::RunSummary s = p.run(g_stop);
   print_run_summary("rawflow run", s);
   return s.errors > 0 && s.finals == 0 ? 1 : 0;

@@ -71,7 +71,7 @@ void Framing::on_gap(const pipeline::GapUnit& gap, FramingOutput& out) {
   if (live_) anchors_.on_gap();
   metrics_.gaps.inc();
   metrics_.gap_seconds.inc(gap.seconds);
-  ResultEvent e = make_event(ResultEvent::Kind::Gap, cfg_.streams[stream_].name, "", model_);
+  ResultEvent e = make_event(ResultEvent::Kind::Gap, cfg_.streams[stream_].name, "", "");
   e.media_start_s = windows_.timeline_time();
   e.media_start_utc = media_utc(e.media_start_s);
   windows_.on_gap(gap.seconds);
@@ -82,7 +82,7 @@ void Framing::on_gap(const pipeline::GapUnit& gap, FramingOutput& out) {
 }
 
 void Framing::on_error(const pipeline::ErrorUnit& err, FramingOutput& out) {
-  ResultEvent e = make_event(ResultEvent::Kind::Error, cfg_.streams[stream_].name, "", model_);
+  ResultEvent e = make_event(ResultEvent::Kind::Error, cfg_.streams[stream_].name, "", "");
   e.error = err.message;
   out.events.push_back(std::move(e));
   ++tally_.errors;

@@ -50,6 +50,41 @@ std::string url_scheme(std::string_view url) {
   return lower;
 }
 
+// Why a network URL's authority (`scheme://[user[:password]@]host[:port]`) cannot be right, or ""
+// if it can. libavformat would only say so on every reconnect attempt, forever; a typo is a config
+// error. The message never repeats the URL: it may hold a password.
+std::string url_authority_problem(std::string_view url) {
+  const size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return "";
+  std::string_view auth = url.substr(sep + 3);
+  auth = auth.substr(0, std::min(auth.find_first_of("/?#"), auth.size()));
+  for (char c : auth)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
+      return "the host part holds a space or a control character";
+  const size_t at = auth.rfind('@');
+  std::string_view host = at == std::string_view::npos ? auth : auth.substr(at + 1);
+  std::string_view port;
+  if (!host.empty() && host[0] == '[') {  // an IPv6 address: [::1]:554
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos)
+      return "an IPv6 host opened with '[' is not closed with ']'";
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && rest[0] != ':') return "after the IPv6 host ']' only ':PORT' may follow";
+    if (!rest.empty()) port = rest.substr(1);
+  } else if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+    if (host.find_first_of("[]") != std::string_view::npos)
+      return "a '[' or ']' outside an IPv6 host";
+  }
+  if (port.empty()) return "";
+  if (port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoi(std::string(port)) > 65535)
+    return "the port is not a number from 0 to 65535";
+  return "";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stage 1: every value on its own (types, ranges, keys) and the relations within one map.
 
@@ -193,6 +228,8 @@ void resolve_stream(Context& cx, PipelineConfig& c, size_t i, const fs::path& ba
     cx.fail(path + ".audio.enabled", "audio and video are both disabled: no task can run");
     return;
   }
+  if (const std::string problem = url_authority_problem(s.url); !problem.empty())
+    cx.fail(path + ".url", "not a valid URL: " + problem);
   s.tasks = resolve_stream_tasks(cx, c, s, stream_gives(cx, path, "tasks"), path);
   resolve_sample_fps(cx, c, s, path);
   s.url = resolve_url(s.url, base);
@@ -324,9 +361,18 @@ PipelineConfig load_config(const std::string& path, const std::vector<std::strin
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError("cannot read config file '" + path + "': " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_config_string(text.str(), path, overrides, require_output);
+  // Read at most one byte past the limit: /dev/zero or a video given by mistake is refused
+  // without reading it all into memory.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad())
+    throw ConfigError("cannot read config file '" + path + "': " + std::strerror(errno));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes)
+    throw ConfigError("config file '" + path + "' is larger than " +
+                      std::to_string(kMaxConfigBytes >> 20) +
+                      " MiB: not a pipeline configuration (give the YAML file)");
+  return load_config_string(text, path, overrides, require_output);
 }
 
 std::string dump_config(const PipelineConfig& c) {

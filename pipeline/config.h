@@ -184,6 +184,10 @@ struct PipelineConfig {
   const TaskConfig* find_task(std::string_view name) const;
 };
 
+// A config file larger than this is refused before it is parsed (the largest example is ~6 kB; a
+// thousand streams fit in a few hundred kB).
+inline constexpr size_t kMaxConfigBytes = size_t{4} << 20;
+
 // Reads, overrides, checks and resolves a config file. Relative paths resolve against the file's
 // directory. `overrides` are the `--set key=value` strings (`engine.threads=4`,
 // `streams.0.url=rtsp://...`, `tasks.1.window_s=20`), applied in order to the YAML tree before

@@ -430,6 +430,37 @@ BOOST_AUTO_TEST_CASE(relative_paths_resolve_against_the_config_directory) {
                         [](const ConfigError& e) {
                           return std::string(e.what()).find("cannot read config file") == 0;
                         });
+  // /dev/zero (endless) and a file over the limit are refused without being read whole.
+  for (const std::string big : {std::string("/dev/zero"), (dir / "big.yaml").string()}) {
+    if (big != "/dev/zero") write_file(big, std::string(kMaxConfigBytes + 1, '#'));
+    BOOST_CHECK_EXCEPTION(load_config(big), ConfigError, [&](const ConfigError& e) {
+      return std::string(e.what()) == "config file '" + big +
+                                          "' is larger than 4 MiB: not a pipeline configuration "
+                                          "(give the YAML file)";
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_network_url_is_a_config_error_that_hides_the_password) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"rtsp://u:secret@[::1", "an IPv6 host opened with '[' is not closed with ']'"},
+      {"rtsp://u:secret@[::1]x/live", "after the IPv6 host ']' only ':PORT' may follow"},
+      {"rtsp://u:secret@cam:55a4/live", "the port is not a number from 0 to 65535"},
+      {"rtsp://cam:70000/live", "the port is not a number from 0 to 65535"},
+      {"rtsp://cam]:554/live", "a '[' or ']' outside an IPv6 host"},
+      {"'rtsp://ca m/live'", "the host part holds a space or a control character"},
+  };
+  for (const auto& [url, why] : bad) {
+    const std::string message = error_of(edited(3, 1, "    url: " + url));
+    BOOST_TEST(message.find("t.yaml:3:10: streams[0].url: not a valid URL: " + why) == 0u,
+               url << " -> " << message);
+    BOOST_TEST(message.find("secret") == std::string::npos, message);
+  }
+  for (const std::string good :
+       {"rtsp://u:p%40ss@cam.local:554/live?x=1", "rtsp://user:p@ss@[fe80::1%25eth0]:8554/s",
+        "udp://@239.0.0.1:1234", "srt://:9000?mode=listener", "http://h/a.m3u8", "rtsp://[::1]/x",
+        "clip.mkv", "file:clip.mkv"})
+    BOOST_CHECK_NO_THROW(load_config_string(edited(3, 1, "    url: \"" + good + "\""), "t.yaml"));
 }
 
 BOOST_AUTO_TEST_CASE(stream_kind_is_inferred_from_the_url_scheme) {

@@ -105,6 +105,9 @@ BOOST_AUTO_TEST_CASE(gaps_and_errors_become_events_on_the_timeline) {
   BOOST_TEST(f.events[0].text == "reconnected");
   BOOST_TEST((f.events[1].kind == ResultEvent::Kind::Error));
   BOOST_TEST(f.events[1].error == "stream `cam`: 3 undecodable packet(s) skipped");
+  // No model answered a stream's gap or error (docs/results.md: `model` is "" then).
+  BOOST_TEST(f.events[0].model == "");
+  BOOST_TEST(f.events[1].model == "");
   BOOST_TEST(f.tally.gaps == 1);
   BOOST_TEST(f.tally.errors == 1);
   BOOST_TEST(f.handles.metrics.gap_seconds.value() == 1.5);

@@ -29,6 +29,7 @@
 
 #include "nodes/jsonl_sink.h"
 #include "nodes/metrics_server.h"
+#include "nodes/stderr_log.h"
 #include "nodes/stdout_sink.h"
 #include "nodes/zmq_publisher.h"
 #include "pipeline/metrics.h"
@@ -377,6 +378,28 @@ BOOST_AUTO_TEST_CASE(stdout_sink_text_and_json) {
   const ResultEvent f = make_event(Kind::Final, "lobby", "transcribe", 1, "Hello");
   js.publish(f);
   BOOST_TEST(json_out.str() == pipeline::to_json(f) + "\n");
+}
+
+BOOST_AUTO_TEST_CASE(stderr_log_says_errors_and_incomplete_ends_only) {
+  std::ostringstream out;
+  nodes::StderrLog log(out, "rawflow run: ");
+  log.publish(make_event(Kind::Final, "lobby", "transcribe", 1, "Hello"));
+  log.publish(make_event(Kind::Partial, "lobby", "transcribe", 1, "Hel"));
+  log.publish(make_event(Kind::Gap, "lobby", "", 0));
+  ResultEvent err = make_event(Kind::Error, "door", "", 0);
+  err.error = "stream `door`: /data/door.mkv: No such file or directory";
+  log.publish(err);
+  ResultEvent end = make_event(Kind::End, "door", "", 0);
+  end.complete = false;
+  log.publish(end);
+  end.stream = "lobby";
+  end.complete = true;  // a stream that ended normally says nothing here
+  log.publish(end);
+  log.close();
+  log.publish(err);  // after close: nothing
+  BOOST_TEST(out.str() ==
+             "rawflow run: [door error] stream `door`: /data/door.mkv: No such file or directory\n"
+             "rawflow run: [door end, incomplete]\n");
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -244,4 +244,18 @@ for v in streams.values():
 PY
 seq=$(sed -n 's/.*sequences per forward (up to \([0-9]*\)).*/\1/p' "$work/four.log")
 [ "$seq" -ge 2 ] || { echo "FAIL: four streams never shared a forward ($seq)"; exit 1; }
+
+echo "== a file that cannot be opened, with no stdout output: the reason is on stderr"
+set +e
+"$RAWFLOW_BIN" run "$src/configs/demo.yaml" \
+  --set "streams.0.url=$work/missing.mkv" --set "engine.model=$work/tiny.gguf" \
+  --set "engine.mmproj=$work/tiny-mmproj.gguf" --set "outputs.jsonl.path=$work/missing.jsonl" \
+  --set "outputs.stdout.enabled=false" >"$work/missing.out" 2>"$work/missing.log"; rc=$?
+set -e
+[ "$rc" = 1 ] || { echo "FAIL: exit $rc, expected 1"; cat "$work/missing.log"; exit 1; }
+grep -q "^rawflow run: \[demo error\] .*missing.mkv: not found" "$work/missing.log" ||
+  { echo "FAIL: the reason is not on stderr"; cat "$work/missing.log"; exit 1; }
+grep -q "^rawflow run: \[demo end, incomplete\]" "$work/missing.log" ||
+  { echo "FAIL: no incomplete end on stderr"; cat "$work/missing.log"; exit 1; }
+[ ! -s "$work/missing.out" ] || { echo "FAIL: stdout was written"; exit 1; }
 echo "PASS"

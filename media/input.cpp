@@ -363,6 +363,10 @@ struct MediaInput::State {
   int64_t decode_errors = 0;
   std::string last_decode_error;
 
+  // How far the packets of the streams read reached (seconds from each stream's start), for the
+  // truncation check at the end.
+  double video_reached_s = 0, audio_reached_s = 0;
+
   std::deque<MediaEvent> pending;
   Clock::time_point last_packet_at = Clock::now();
   bool finished = false;  // the EndOfStream is in `pending` or already returned
@@ -377,6 +381,8 @@ struct MediaInput::State {
   int choose_stream(AVMediaType type);
 
   void read_one();
+  void note_reach(const AVPacket* p);
+  std::string truncation() const;
   void finish(EndReason reason, std::string message);
   void decode(AVCodecContext* dec, const AVPacket* pkt);
   void note_decode_error(int err);
@@ -558,6 +564,43 @@ void MediaInput::State::open() {
 
 // ---- reading
 
+void MediaInput::State::note_reach(const AVPacket* p) {
+  const int i = p->stream_index;
+  if (i != video_stream && i != audio_stream) return;
+  const int64_t ts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+  if (ts == AV_NOPTS_VALUE) return;
+  const AVStream* st = ic->streams[i];
+  const int64_t start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+  double& reached = i == video_stream ? video_reached_s : audio_reached_s;
+  reached =
+      std::max(reached, static_cast<double>(ts - start + p->duration) * av_q2d(st->time_base));
+}
+
+// An MP4/MOV whose tracks state their length in the index but whose packets ended well before
+// it: cut short, e.g. a faststart file copied in part. FFmpeg only logs "partial file" and ends
+// the input as if it were whole. Other containers are read as far as they go (MPEG-TS estimates
+// its length from the bit rate; Matroska need not state one per track).
+std::string MediaInput::State::truncation() const {
+  if (!ic->iformat || std::string_view(ic->iformat->name).find("mov") == std::string_view::npos)
+    return "";
+  for (const int i : {video_stream, audio_stream}) {
+    if (i < 0) continue;
+    const AVStream* st = ic->streams[i];
+    if (st->duration == AV_NOPTS_VALUE || st->duration <= 0) continue;
+    const double stated = static_cast<double>(st->duration) * av_q2d(st->time_base);
+    const double reached = i == video_stream ? video_reached_s : audio_reached_s;
+    // A second or 2 %: a track's last packet and its stated duration differ by a frame or an
+    // audio priming delay, never by that much in a whole file.
+    if (stated - reached <= std::max(1.0, 0.02 * stated)) continue;
+    char b[160];
+    std::snprintf(b, sizeof b,
+                  "the file is cut short: its %s ends at %.2f s of the %.2f s its index states",
+                  i == video_stream ? "video" : "audio", reached, stated);
+    return b;
+  }
+  return "";
+}
+
 void MediaInput::State::finish(EndReason reason, std::string message) {
   const double silent_s = std::chrono::duration<double>(Clock::now() - last_packet_at).count();
   pending.push_back(EndOfStream{reason, std::move(message), silent_s});
@@ -588,6 +631,7 @@ void MediaInput::State::read_one() {
     // After the watchdog fired the demuxer may still hand out packets it had queued: they are not
     // news from the source.
     if (watchdog.fired == Fired::None) last_packet_at = Clock::now();
+    note_reach(packet);
     if (packet->stream_index == video_stream)
       decode(video_dec, packet);
     else if (packet->stream_index == audio_stream)
@@ -615,7 +659,11 @@ void MediaInput::State::read_one() {
     std::snprintf(b, sizeof b, "no data within the read budget of %.3g s", options.read_timeout_s);
     finish(EndReason::Stalled, shown + ": " + b);
   } else if (r == AVERROR_EOF) {
-    finish(EndReason::EndOfInput, "");
+    const std::string cut = truncation();
+    if (cut.empty())
+      finish(EndReason::EndOfInput, "");
+    else
+      finish(EndReason::Error, shown + ": " + cut);
   } else {
     finish(EndReason::Error, shown + ": read error: " + av_error_text(r) + ffmpeg_said());
   }

@@ -569,6 +569,45 @@ BOOST_AUTO_TEST_CASE(media_input_chunks_concatenate_to_decode_audio) {
   BOOST_CHECK_LE(worst_pts_drift * 16000, 1.0 + 1e-6);
 }
 
+// How MediaInput ended `path` (want: video, audio).
+EndOfStream ending_of(const std::string& path, bool video, bool audio) {
+  InputOptions o;
+  o.want_video = video;
+  o.want_audio = audio;
+  MediaInput in(path, o);
+  while (auto ev = in.next())
+    if (auto* end = std::get_if<EndOfStream>(&*ev)) return *end;
+  BOOST_FAIL("no EndOfStream");
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(an_mp4_cut_short_is_an_error_not_an_end) {
+  // A faststart MP4 (index first) copied in half: FFmpeg only logs "partial file".
+  const std::string whole = media_path("faststart.mp4"), cut = media_path("faststart-cut.mp4");
+  ffmpeg(
+      "-f lavfi -i testsrc2=size=160x120:rate=10:duration=6 -f lavfi -i sine=duration=6 "
+      "-c:v libx264 -c:a aac -movflags +faststart " +
+      whole);
+  const auto size = fs::file_size(whole);
+  fs::copy_file(whole, cut, fs::copy_options::overwrite_existing);
+  fs::resize_file(cut, size / 2);
+  for (const auto& [video, audio] : {std::pair{true, true}, {true, false}, {false, true}}) {
+    const EndOfStream end = ending_of(cut, video, audio);
+    BOOST_TEST((end.reason == EndReason::Error), video << audio);
+    BOOST_TEST(end.message.find(cut + ": the file is cut short: its ") == 0u, end.message);
+    BOOST_TEST(end.message.find("of the 6.") != std::string::npos, end.message);
+    BOOST_TEST((ending_of(whole, video, audio).reason == EndReason::EndOfInput), video << audio);
+  }
+  // A track shorter than the file is not a cut: 6 s of video with 2 s of audio, audio only.
+  const std::string short_audio = media_path("short-audio.mp4");
+  ffmpeg(
+      "-f lavfi -i testsrc2=size=160x120:rate=10:duration=6 -f lavfi -i sine=duration=2 "
+      "-c:v libx264 -c:a aac " +
+      short_audio);
+  BOOST_TEST((ending_of(short_audio, false, true).reason == EndReason::EndOfInput));
+  BOOST_TEST((ending_of(short_audio, true, true).reason == EndReason::EndOfInput));
+}
+
 BOOST_AUTO_TEST_CASE(media_input_min_interval_and_interrupt) {
   InputOptions o;
   o.want_audio = false;

@@ -1,6 +1,7 @@
 #include "nodes/decoder.h"
 
 #include <chrono>
+#include <cstdio>
 
 namespace rawflow::nodes {
 
@@ -18,6 +19,29 @@ void count_unfinished(pipeline::StreamMetrics& m, const GenerationResult& r) {
   if (r.status == GenerationStatus::Dropped) m.requests_dropped_queue_full.inc();
   if (r.status == GenerationStatus::Deadline && never_ran) m.requests_dropped_deadline.inc();
   if (r.status == GenerationStatus::Cancelled) m.requests_dropped_shutdown.inc();
+}
+
+// Why a request ended without its final, in words (the error event's text after the request).
+std::string why_unfinished(const GenerationResult& r, const TaskConfig& task) {
+  const bool never_ran = r.prefill_ms == 0 && r.generated_tokens == 0;
+  char deadline[96];
+  std::snprintf(deadline, sizeof deadline, "the deadline of %g s passed %s", task.deadline_s,
+                never_ran ? "before its first forward" : "while it ran (its text so far is kept)");
+  switch (r.status) {
+    case GenerationStatus::Dropped:
+      return "dropped: the stream's queue of waiting requests was full "
+             "(queue.max_pending_requests)";
+    case GenerationStatus::Deadline:
+      return deadline;
+    case GenerationStatus::Cancelled:
+      return "cancelled: the run stopped before it finished";
+    case GenerationStatus::Error:
+      return r.error.empty() ? "failed" : r.error;
+    case GenerationStatus::Stop:
+    case GenerationStatus::MaxTokens:
+      break;
+  }
+  return std::string(to_string(r.status));
 }
 
 }  // namespace
@@ -51,8 +75,11 @@ void Decoder::operator()(pipeline::DecodeJob job, Emit emit, std::function<void(
   g.on_done = [this, info, emit, done, &s,
                &task_metrics = s.tasks.at(info.task)](const GenerationResult& res) {
     count_unfinished(s.metrics, res);
-    task_metrics.request_latency.observe(
-        std::chrono::duration<double>(Clock::now() - info.created).count());
+    // Request made → final: a request that ended without one (dropped, expired, cancelled,
+    // failed) has no latency to count.
+    if (res.ok())
+      task_metrics.request_latency.observe(
+          std::chrono::duration<double>(Clock::now() - info.created).count());
     task_metrics.prompt_tokens.inc(static_cast<double>(res.prompt_tokens));
     task_metrics.generated_tokens.inc(static_cast<double>(res.generated_tokens));
     emit(final_of(info, res));
@@ -86,8 +113,13 @@ Outcome Decoder::final_of(const pipeline::RequestInfo& r, const GenerationResult
   e.queue_ms = res.queue_ms;
   e.prefill_ms = res.prefill_ms;
   e.decode_ms = res.decode_ms;
-  if (!res.ok())
-    e.error = std::string(to_string(res.status)) + (res.error.empty() ? "" : ": " + res.error);
+  if (!res.ok()) {
+    char media[64];
+    std::snprintf(media, sizeof media, "media %.1f\u2013%.1f s", r.start_s, r.end_s);
+    e.error = "stream `" + cfg_.streams[r.stream].name + "`, request " + std::to_string(r.id) +
+              " (task `" + cfg_.tasks[r.task].name + "`, " + media +
+              "): " + why_unfinished(res, cfg_.tasks[r.task]);
+  }
   return o;
 }
 

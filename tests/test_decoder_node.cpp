@@ -85,6 +85,7 @@ BOOST_FIXTURE_TEST_CASE(partials_then_the_final_then_done, Fixture) {
     BOOST_TEST(o.event.task == "ask");
     BOOST_TEST(o.event.media_start_s == 5.0);
   }
+  BOOST_TEST(cam.tasks.at(0).request_latency.snapshot().count == 1u);
   BOOST_TEST(cam.tasks.at(0).generated_tokens.value() == last.event.generated_tokens);
   BOOST_TEST(cam.tasks.at(0).prompt_tokens.value() == last.event.prompt_tokens);
 }
@@ -95,7 +96,13 @@ BOOST_FIXTURE_TEST_CASE(after_close_jobs_are_cancelled_at_once, Fixture) {
   BOOST_TEST(done == 1);  // without a step: the scheduler never saw it
   BOOST_TEST_REQUIRE(outcomes.size() == 1u);
   BOOST_TEST((outcomes[0].event.kind == ResultEvent::Kind::Error));
-  BOOST_TEST(outcomes[0].event.error == "cancelled");
+  // Which request of which stream, and why, in words.
+  BOOST_TEST(outcomes[0].event.error ==
+             "stream `cam`, request " + std::to_string(outcomes[0].request.id) +
+                 " (task `ask`, media 5.0\u201310.0 s): cancelled: the run stopped before it "
+                 "finished");
+  // No final, so no latency (rawflow_request_latency_seconds is request made -> final).
+  BOOST_TEST(cam.tasks.at(0).request_latency.snapshot().count == 0u);
   BOOST_TEST(cam.metrics.requests_dropped_shutdown.value() == 1);
   BOOST_TEST(scheduler.pending() == 0u);
 }
@@ -107,4 +114,5 @@ BOOST_FIXTURE_TEST_CASE(requests_cancelled_by_the_scheduler_are_counted_as_shutd
   scheduler.cancel_all();
   BOOST_TEST(done == 2);
   BOOST_TEST(cam.metrics.requests_dropped_shutdown.value() == 2);
+  BOOST_TEST(cam.tasks.at(0).request_latency.snapshot().count == 0u);
 }

@@ -103,7 +103,7 @@ void StreamWindows::on_gap(double seconds) {
   // Close what is open: the windows cover only what was received.
   for (TaskState& t : tasks_) {
     if (t.cfg->kind == TaskKind::Transcribe) {
-      if (total_ > t.next_start) fire_transcribe(t, total_);
+      if (remainder_wanted(t)) fire_transcribe(t, total_);
     } else if (!t.frames.empty() || !t.cfg->uses_video()) {
       fire_interval(t);
     }
@@ -124,7 +124,7 @@ void StreamWindows::on_gap(double seconds) {
 void StreamWindows::on_end() {
   for (TaskState& t : tasks_) {
     if (t.cfg->kind == TaskKind::Transcribe) {
-      if (total_ > t.next_start) fire_transcribe(t, total_);
+      if (remainder_wanted(t)) fire_transcribe(t, total_);
     } else if (!t.frames.empty() || (!t.cfg->uses_video() && total_ > 0 &&
                                      audio_time() > t.next_at - t.cfg->interval_s)) {
       fire_interval(t);
@@ -138,7 +138,13 @@ std::vector<MediaRequest> StreamWindows::take() {
   return r;
 }
 
+bool StreamWindows::remainder_wanted(const TaskState& t) const {
+  const int64_t fresh = total_ - std::max(t.next_start, t.covered_end);
+  return fresh > 0 && (fresh >= kMinRemainder || t.covered_end == 0);
+}
+
 void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
+  t.covered_end = std::max(t.covered_end, end);
   MediaRequest r;
   r.stream = stream_;
   r.task = t.task;

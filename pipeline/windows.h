@@ -101,11 +101,18 @@ class StreamWindows {
     size_t task = 0;
     const TaskConfig* cfg = nullptr;
     int64_t next_start = 0;         // transcribe: timeline sample index of the next window
+    int64_t covered_end = 0;        // transcribe: end of the last window made (0: none yet)
     double next_at = 0;             // describe/prompt: end of the current interval
     uint64_t made = 0;              // requests made: the next one's sequence number
     std::vector<HeldFrame> frames;  // kept for the current interval
   };
 
+  // A transcribe window's remainder, closed by a gap or the end of a file, gets a request only
+  // when it holds at least this much audio that no earlier window covered: a 0.1 s tail, or
+  // the part of an overlapping window its predecessor already transcribed, is not worth a
+  // forward and would repeat words. A stream's first window always does (a short file).
+  static constexpr int64_t kMinRemainder = kRate / 2;
+  bool remainder_wanted(const TaskState& t) const;
   void fire_transcribe(TaskState& t, int64_t end);
   void fire_interval(TaskState& t);
   void take_audio(MediaRequest& r, int64_t begin, int64_t end);

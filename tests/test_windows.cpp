@@ -88,8 +88,10 @@ BOOST_AUTO_TEST_CASE(overlapping_windows_count_each_audio_frame_once) {
   feed_audio(w, 30.0);
   w.on_end();
   const Made m = take_all(w);
-  // Full windows [0, 10) ... [20, 30), then the end of the file closes [24, 30).
-  BOOST_TEST(m.requests.size() == 7u);
+  // Full windows [0, 10) ... [20, 30); the end of the file would close [24, 30), all of it
+  // already in [20, 30): no request (StreamWindows::kMinRemainder).
+  BOOST_TEST(m.requests.size() == 6u);
+  BOOST_TEST(m.requests.back().start_s == 20.0);
   BOOST_TEST(w.stats().audio_frames_in == 30 * kFramesPerSecond);
   BOOST_TEST(w.stats().audio_frames_used == 30 * kFramesPerSecond);
 }
@@ -174,6 +176,32 @@ BOOST_AUTO_TEST_CASE(audio_frames_around_a_gap_are_counted_on_what_was_received)
   BOOST_TEST(m.requests[3].start_s == (5 * kRate + 197) / double(kRate));
   BOOST_TEST(w.stats().audio_frames_in == 10 * kFramesPerSecond);
   BOOST_TEST(w.stats().audio_frames_used == 10 * kFramesPerSecond);
+}
+
+// A gap or the end of a file closes a window early; its remainder is worth a request only with
+// at least 0.5 s of audio no earlier window covered. A file shorter than that still gets one.
+BOOST_AUTO_TEST_CASE(a_short_remainder_before_a_gap_or_the_end_is_not_a_request) {
+  const PipelineConfig cfg = config("  - {name: speech, kind: transcribe, window_s: 2}\n");
+  {
+    StreamWindows w(cfg, 0);
+    feed_audio(w, 4.11);  // [0,2) [2,4), then 0.11 s
+    w.on_gap(1.0);
+    feed_audio(w, 2.6);  // [5.11,7.11), then 0.6 s
+    w.on_end();
+    const Made m = take_all(w);
+    BOOST_TEST_REQUIRE(m.requests.size() == 4u);
+    BOOST_TEST(m.requests[1].end_s == 4.0);  // the 0.11 s before the gap made none
+    BOOST_TEST(m.requests[2].start_s == 5.11);
+    BOOST_TEST(m.requests[3].start_s == 7.11);  // 0.6 s at the end did
+    BOOST_TEST(m.requests[3].end_s == 7.71);
+    BOOST_TEST(w.stats().audio_frames_used < w.stats().audio_frames_in);
+  }
+  {
+    StreamWindows w(cfg, 0);
+    feed_audio(w, 0.3);  // a 0.3 s file: its one request
+    w.on_end();
+    BOOST_TEST(take_all(w).requests.size() == 1u);
+  }
 }
 
 // Requests say whether the scheduler may drop them: the stream's overflow policy decides, not its

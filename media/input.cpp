@@ -369,6 +369,7 @@ struct MediaInput::State {
 
   std::deque<MediaEvent> pending;
   Clock::time_point last_packet_at = Clock::now();
+  Clock::time_point opened_at = Clock::now();  // avformat_open_input returned
   bool finished = false;  // the EndOfStream is in `pending` or already returned
   bool last_read_again = false;
 
@@ -513,6 +514,7 @@ void MediaInput::State::open() {
   };
   // On failure avformat_open_input freed ic and set it to null; on success the State owns it.
   if (r < 0 || watchdog.fired != Fired::None) open_failure("cannot open");
+  opened_at = Clock::now();
 
   // Sizes the container states are checked before anything is decoded.
   if (options.want_video) {
@@ -850,6 +852,7 @@ void MediaInput::interrupt() { s_->watchdog.interrupt_requested = true; }
 
 bool MediaInput::has_video() const { return s_->video_stream >= 0; }
 bool MediaInput::has_audio() const { return s_->audio_stream >= 0; }
+std::chrono::steady_clock::time_point MediaInput::opened_at() const { return s_->opened_at; }
 
 double MediaInput::video_fps() const {
   if (s_->video_stream < 0) return 0;

@@ -4,6 +4,7 @@
 // source can never block its reader. The pipeline's sources and the one-shot decoders
 // (media/decode.h) both read through this class, so there is one decode path.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -115,6 +116,10 @@ class MediaInput {
 
   bool has_video() const;
   bool has_audio() const;
+  // When the demuxer had opened the input, before the probe that reads its first packets: for a
+  // live source the moment media started flowing again (what the probe reads is delivered
+  // later, so it is not part of an outage).
+  std::chrono::steady_clock::time_point opened_at() const;
   double video_fps() const;  // average frame rate of the chosen video stream; 0 if unknown
   const MediaInfo& info() const;
   const std::string& url() const;

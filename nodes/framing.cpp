@@ -52,6 +52,8 @@ FramingOutput Framing::operator()(const pipeline::SourceUnit& u) {
     on_gap(*gap, out);
   } else if (const auto* err = std::get_if<pipeline::ErrorUnit>(&u.body)) {
     on_error(*err, out);
+  } else if (std::holds_alternative<pipeline::LostUnit>(u.body)) {
+    windows_.on_lost();
   } else {
     windows_.on_end();
   }

@@ -54,10 +54,6 @@ namespace {
 
 constexpr double kAudioRate = StreamTimeline::kSampleRate;
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 std::string seconds_text(double s) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f s", s);
@@ -132,11 +128,14 @@ void Source::report_gap(double seconds, const std::string& why) {
   if (ev_.gap) ev_.gap(seconds, why);
 }
 
-void Source::connection_delivers() {
+void Source::connection_delivers(Clock::time_point opened_at) {
   up_ = true;
   if (ev_.up) ev_.up(true);
   std::optional<double> outage;
-  if (lost_at_) outage = seconds_since(*lost_at_);
+  // The outage ends when the new connection opened: media flows from then, and what the probe
+  // read before this first unit is delivered, not lost.
+  if (lost_at_)
+    outage = std::max(0.0, std::chrono::duration<double>(opened_at - *lost_at_).count());
   lost_at_.reset();
   report_gap(timeline_.begin_connection(outage),
              "reconnected after a loss of input of " + seconds_text(outage.value_or(0)));
@@ -227,7 +226,7 @@ bool Source::read_units(media::MediaInput& in) {
       }
       return false;
     }
-    if (!delivered) connection_delivers();
+    if (!delivered) connection_delivers(in.opened_at());
     delivered = true;
     if (auto* v = std::get_if<media::VideoFrame>(&*e)) {
       ++counters_.video_frames;

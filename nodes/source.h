@@ -118,8 +118,9 @@ class Source {
   // Hands on the decode errors `in` counted since the last report; unless `flush`, only when
   // kDecodeErrorReportS passed since then.
   void report_decode_errors(const media::MediaInput& in, bool flush);
-  // The connection delivers its first unit: reports the outage before it, if any.
-  void connection_delivers();
+  // The connection delivers its first unit: reports the outage before it (from the previous
+  // connection's last packet to this one's open), if any.
+  void connection_delivers(Clock::time_point opened_at);
   void report_gap(double seconds, const std::string& why);
   bool sleep_unless_stopped(double seconds);
 

@@ -368,7 +368,12 @@ void Pipeline::Impl::start_source(size_t i, SourceGateway::gateway_type& gateway
   ev.gap = [put, i](double s, const std::string& why) { put(SourceUnit{i, GapUnit{s, why}}); };
   // A gap is not always a reconnect (a short stall is a jump of the timestamps).
   ev.reconnect = [&reconnects = st.metrics.reconnects] { reconnects.inc(); };
-  ev.up = [&up = st.metrics.source_up](bool is_up) { up.set(is_up ? 1 : 0); };
+  // A live source that stops delivering has its open windows closed now (LostUnit), not when it
+  // comes back, which may be never.
+  ev.up = [&up = st.metrics.source_up, put, i, live = sc.kind == StreamKind::Live](bool is_up) {
+    up.set(is_up ? 1 : 0);
+    if (!is_up && live) put(SourceUnit{i, LostUnit{}});
+  };
   ev.error = [put, i](const std::string& m) { put(SourceUnit{i, ErrorUnit{m}}); };
   ev.decode_errors = [put, i, name = sc.name, &dropped = st.metrics.packets_dropped_decode_error](
                          int64_t n, const std::string& last) {

@@ -36,9 +36,12 @@ struct EndUnit {
 struct ErrorUnit {
   std::string message;
 };
+// A live source stopped delivering (its connection ended, failed or stalled): the stream's open
+// windows are closed now; the outage's length comes later, as a gap, when media flows again.
+struct LostUnit {};
 struct SourceUnit {
   size_t stream = 0;
-  std::variant<VideoUnit, AudioUnit, GapUnit, EndUnit, ErrorUnit> body;
+  std::variant<VideoUnit, AudioUnit, GapUnit, EndUnit, ErrorUnit, LostUnit> body;
   // When the unit reached the graph: live streams place the timeline on the wall clock with it.
   std::chrono::system_clock::time_point arrived = std::chrono::system_clock::now();
 };

@@ -58,6 +58,7 @@ StreamWindows::StreamWindows(const PipelineConfig& cfg, size_t stream_index)
 }
 
 void StreamWindows::on_audio(const std::vector<float>& samples) {
+  media_since_restart_ = true;
   buf_.insert(buf_.end(), samples.begin(), samples.end());
   total_ += static_cast<int64_t>(samples.size());
   received_ += static_cast<int64_t>(samples.size());
@@ -75,6 +76,7 @@ void StreamWindows::on_audio(const std::vector<float>& samples) {
 
 void StreamWindows::on_video(const media::RgbImage& image, double t) {
   const int64_t index = stats_.video_frames_in++;
+  media_since_restart_ = true;
   video_time_ = std::max(video_time_, t);
   for (TaskState& ts : tasks_) {
     if (!ts.cfg->uses_video()) continue;
@@ -99,18 +101,33 @@ int64_t StreamWindows::oldest_held_frame() const {
   return oldest;
 }
 
+void StreamWindows::on_lost() {
+  close_open_windows();
+  restart_windows();
+}
+
 void StreamWindows::on_gap(double seconds) {
-  // Close what is open: the windows cover only what was received.
-  for (TaskState& t : tasks_) {
-    if (t.cfg->kind == TaskKind::Transcribe) {
-      if (remainder_wanted(t)) fire_transcribe(t, total_);
-    } else if (!t.frames.empty() || !t.cfg->uses_video()) {
-      fire_interval(t);
-    }
-  }
+  // Close what is open (unless on_lost() already did): the windows cover only what was received.
+  close_open_windows();
   const int64_t skip = std::llround(std::max(0.0, seconds) * kRate);
   total_ += skip;
   video_time_ += std::max(0.0, seconds);
+  restart_windows();
+}
+
+void StreamWindows::close_open_windows() {
+  if (!media_since_restart_) return;  // e.g. a gap right after on_lost(): nothing is open
+  for (TaskState& t : tasks_) {
+    if (t.cfg->kind == TaskKind::Transcribe) {
+      if (remainder_wanted(t)) fire_transcribe(t, total_);
+    } else if (!t.frames.empty() ||
+               (!t.cfg->uses_video() && audio_time() > t.next_at - t.cfg->interval_s)) {
+      fire_interval(t);  // an interval with frames, or an audio-only one with audio in it
+    }
+  }
+}
+
+void StreamWindows::restart_windows() {
   buf_.clear();
   buf_first_ = total_;
   audio_used_.forget_below(received_ / kFrame);
@@ -119,18 +136,10 @@ void StreamWindows::on_gap(double seconds) {
     t.next_at = timeline_time() + t.cfg->interval_s;
     t.frames.clear();
   }
+  media_since_restart_ = false;
 }
 
-void StreamWindows::on_end() {
-  for (TaskState& t : tasks_) {
-    if (t.cfg->kind == TaskKind::Transcribe) {
-      if (remainder_wanted(t)) fire_transcribe(t, total_);
-    } else if (!t.frames.empty() || (!t.cfg->uses_video() && total_ > 0 &&
-                                     audio_time() > t.next_at - t.cfg->interval_s)) {
-      fire_interval(t);
-    }
-  }
-}
+void StreamWindows::on_end() { close_open_windows(); }
 
 std::vector<MediaRequest> StreamWindows::take() {
   std::vector<MediaRequest> r;

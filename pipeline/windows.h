@@ -76,7 +76,11 @@ class StreamWindows {
   void on_audio(const std::vector<float>& samples);
   // `t` is the frame's time on the stream timeline (see StreamTimeline in the source).
   void on_video(const media::RgbImage& image, double t);
-  // The source lost `seconds` of media: pending windows are closed as they are, the timeline moves.
+  // A live source stopped delivering: the windows open now are closed as they are and made into
+  // requests at once, not when the source comes back; the next ones start where media resumes.
+  void on_lost();
+  // The source lost `seconds` of media: pending windows are closed as they are (if on_lost() has
+  // not), the timeline moves.
   void on_gap(double seconds);
   // End of a file: the last partial windows become requests (audio zero-padded by the embedder).
   void on_end();
@@ -113,6 +117,9 @@ class StreamWindows {
   // forward and would repeat words. A stream's first window always does (a short file).
   static constexpr int64_t kMinRemainder = kRate / 2;
   bool remainder_wanted(const TaskState& t) const;
+  void close_open_windows();
+  // Every task's next window starts at the timeline's current end (after a gap or a loss).
+  void restart_windows();
   void fire_transcribe(TaskState& t, int64_t end);
   void fire_interval(TaskState& t);
   void take_audio(MediaRequest& r, int64_t begin, int64_t end);
@@ -127,11 +134,12 @@ class StreamWindows {
   std::vector<TaskState> tasks_;
   std::deque<float> buf_;  // timeline samples [buf_first_, total_)
   int64_t buf_first_ = 0;
-  int64_t total_ = 0;      // timeline samples (gaps included)
-  double video_time_ = 0;  // the latest video frame's time, moved on by gaps
-  int64_t received_ = 0;   // samples received (gaps excluded): total_ − received_ = gap samples
-  UsedUnits audio_used_;   // received-audio frame numbers
-  UsedUnits video_used_;   // video frame arrival numbers
+  int64_t total_ = 0;                 // timeline samples (gaps included)
+  bool media_since_restart_ = false;  // audio or video arrived since restart_windows()
+  double video_time_ = 0;             // the latest video frame's time, moved on by gaps
+  int64_t received_ = 0;  // samples received (gaps excluded): total_ − received_ = gap samples
+  UsedUnits audio_used_;  // received-audio frame numbers
+  UsedUnits video_used_;  // video frame arrival numbers
   std::vector<MediaRequest> out_;
   WindowStats stats_;
 };

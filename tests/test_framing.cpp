@@ -126,6 +126,16 @@ BOOST_AUTO_TEST_CASE(a_stream_that_ends_with_nothing_in_flight_reports_its_end_a
   BOOST_TEST(f.handles.ledger.done());
 }
 
+BOOST_AUTO_TEST_CASE(a_lost_live_source_gets_its_open_window_processed_at_once) {
+  Fixture f("rtsp://127.0.0.1:8554/cam");
+  f.audio(1.5, 0);  // the transcribe window is 2 s: nothing yet
+  BOOST_TEST(f.sequences(0).empty());
+  f.put(SourceUnit{0, LostUnit{}});  // the camera stopped; when it returns is unknown
+  BOOST_TEST_REQUIRE(f.sequences(0).size() == 1u);
+  BOOST_TEST(f.requests[0].end_s == 1.5);
+  BOOST_TEST(f.events.empty());  // the gap is reported when media flows again
+}
+
 BOOST_AUTO_TEST_CASE(a_live_stream_stamps_requests_with_the_wall_clock_of_their_start) {
   Fixture f("rtsp://127.0.0.1:8554/cam");
   // Timeline point 0 arrived at 12:00:00.000 UTC; 1 s chunks arrive on time, except one late.

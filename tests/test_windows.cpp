@@ -178,6 +178,37 @@ BOOST_AUTO_TEST_CASE(audio_frames_around_a_gap_are_counted_on_what_was_received)
   BOOST_TEST(w.stats().audio_frames_used == 10 * kFramesPerSecond);
 }
 
+// A live source that stops delivering closes its open windows at once (they are not held until it
+// comes back, which may be never); the gap reported on its return then closes nothing more.
+BOOST_AUTO_TEST_CASE(a_lost_source_closes_its_open_windows_at_once) {
+  const PipelineConfig cfg = config(
+      "  - {name: speech, kind: transcribe, window_s: 2}\n"
+      "  - {name: ask, kind: prompt, prompt: 'What?', interval_s: 2, frames_per_request: 0, "
+             "include_audio_s: 2}\n",
+      "rtsp://cam/live");
+  StreamWindows w(cfg, 0);
+  feed_audio(w, 3.5);
+  Made m = take_all(w);
+  BOOST_TEST(m.requests.size() == 2u);  // [0, 2) of each task
+  w.on_lost();
+  m = take_all(w);
+  BOOST_TEST_REQUIRE(m.requests.size() == 2u);  // [2, 3.5) of each, now
+  for (const MediaRequest& r : m.requests) {
+    BOOST_TEST(r.start_s == 2.0);
+    BOOST_TEST(r.end_s == 3.5);
+  }
+  w.on_gap(4.0);  // the source is back after 4 s: nothing was open
+  BOOST_TEST(take_all(w).requests.empty());
+  feed_audio(w, 2.0);
+  m = take_all(w);
+  BOOST_TEST_REQUIRE(m.requests.size() == 2u);
+  BOOST_TEST(m.requests[0].start_s == 7.5);  // windows start where media resumed
+  BOOST_TEST(m.requests[0].end_s == 9.5);
+  w.on_lost();  // lost again right away: no empty requests
+  w.on_lost();
+  BOOST_TEST(take_all(w).requests.empty());
+}
+
 // A gap or the end of a file closes a window early; its remainder is worth a request only with
 // at least 0.5 s of audio no earlier window covered. A file shorter than that still gets one.
 BOOST_AUTO_TEST_CASE(a_short_remainder_before_a_gap_or_the_end_is_not_a_request) {

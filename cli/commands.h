@@ -15,7 +15,8 @@ int cmd_tokenize(const CommandArgs& args);
 int cmd_describe(const CommandArgs& args);
 int cmd_transcribe(const CommandArgs& args);
 int cmd_ask(const CommandArgs& args);
-int cmd_run(const CommandArgs& args);    // the pipeline
-int cmd_batch(const CommandArgs& args);  // archives through the pipeline
+int cmd_run(const CommandArgs& args);     // the pipeline
+int cmd_batch(const CommandArgs& args);   // archives through the pipeline
+int cmd_keygen(const CommandArgs& args);  // ZeroMQ CURVE keys
 
 }  // namespace rawflow::cli

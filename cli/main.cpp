@@ -33,6 +33,8 @@ const Command kCommands[] = {
      rawflow::cli::cmd_inspect},
     {"bench", "prefill and decode speed, llama-bench style", rawflow::cli::cmd_bench},
     {"tokenize", "tokenize text with a model's vocabulary", rawflow::cli::cmd_tokenize},
+    {"keygen", "a ZeroMQ CURVE key pair for the encrypted, authenticated zmq output",
+     rawflow::cli::cmd_keygen},
     {"model",
      "model tools: `model synth` writes random-weight test models, `model convert` a HF "
      "checkpoint into GGUF",

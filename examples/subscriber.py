@@ -6,6 +6,13 @@
 Each message is two frames: the topic ("<stream>/<task>" by default) and one JSON object.
 Subscriptions match topic prefixes: "lobby/" is every task of stream lobby, "" is everything.
 Needs python3-zmq (Debian's /usr/bin/python3 has it).
+
+When rawflow's output uses CURVE (outputs.zmq.curve), give the publisher's public key and this
+subscriber's secret key, whose public key must be in the publisher's allowed_clients_file:
+
+    rawflow keygen viewer        # viewer.key, viewer.pub: add viewer.pub's key to the list
+    /usr/bin/python3 examples/subscriber.py --endpoint tcp://cam-box:5556 \
+        --server-key rawflow.pub --client-key viewer.key
 """
 import argparse
 import json
@@ -36,6 +43,16 @@ def describe(topic, event):
     return "%s [%s] %s" % (topic, kind, event.get("text", ""))
 
 
+def read_key(path):
+    """The Z85 key in a file of `rawflow keygen`: its first line that is not a # comment."""
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                return line.encode()
+    sys.exit("%s: no key in it" % path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:5556",
@@ -46,11 +63,20 @@ def main():
     parser.add_argument("--json", action="store_true", help="print the JSON objects as received")
     parser.add_argument("--count", type=int, default=0,
                         help="exit after printing this many events (default: run until Ctrl-C)")
+    parser.add_argument("--server-key", help="CURVE: file of the publisher's public key")
+    parser.add_argument("--client-key", help="CURVE: file of this subscriber's secret key")
     args = parser.parse_args()
+    if bool(args.server_key) != bool(args.client_key):
+        parser.error("CURVE needs both --server-key and --client-key")
 
     context = zmq.Context()
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
+    if args.server_key:
+        secret = read_key(args.client_key)
+        socket.curve_serverkey = read_key(args.server_key)
+        socket.curve_secretkey = secret
+        socket.curve_publickey = zmq.curve_public(secret)
     socket.connect(args.endpoint)
     for prefix in args.topic or [""]:
         socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())

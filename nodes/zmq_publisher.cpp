@@ -9,6 +9,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "nodes/zmq_curve.h"
+
 namespace rawflow::nodes {
 
 namespace {
@@ -38,6 +40,9 @@ struct ZmqPublisher::Impl {
   pipeline::Gauge* queue_depth = nullptr;
 
   std::unique_ptr<zmq::context_t> own_context;
+  std::unique_ptr<ZapAuthenticator> zap;  // CURVE: admits the allowed subscribers
+  pipeline::Counter* denied = nullptr;    // subscribers refused by it (as of the last poll)
+  uint64_t denied_seen = 0;
   zmq::socket_t socket;  // used by the sending thread only, once it runs
   std::string endpoint;
 
@@ -112,6 +117,11 @@ void ZmqPublisher::Impl::run() {
     } catch (const zmq::error_t&) {
       errors->inc();
     }
+    if (zap && zap->denied() > denied_seen) {
+      const uint64_t now = zap->denied();
+      denied->inc(static_cast<double>(now - denied_seen));
+      denied_seen = now;
+    }
     for (const Message& m : batch) send(m);
     batch.clear();
     // `closing` was read with the queue drained and publish() refuses new events after it.
@@ -148,8 +158,27 @@ ZmqPublisher::ZmqPublisher(ZmqPublisherOptions options, pipeline::MetricsRegistr
     d.own_context = std::make_unique<zmq::context_t>(1);
     context = d.own_context.get();
   }
+  const bool curve = !d.options.curve_secret_key_file.empty();
+  std::string secret;
+  if (curve) {
+    if (!d.options.bind)
+      throw std::invalid_argument(where + "CURVE needs bind: the publisher is the CURVE server");
+    secret = read_curve_key_file(d.options.curve_secret_key_file, "CURVE secret key");
+    d.zap = std::make_unique<ZapAuthenticator>(
+        *context, read_allowed_clients(d.options.curve_allowed_clients_file));
+    d.denied = &metrics->counter("rawflow_zmq_subscribers_denied_total",
+                                 "Subscribers the ZeroMQ output's CURVE authentication refused "
+                                 "(key not allowed, or no CURVE at all).");
+  }
   try {
     d.socket = zmq::socket_t(*context, zmq::socket_type::xpub);
+    if (curve) {
+      d.socket.set(zmq::sockopt::curve_server, 1);
+      d.socket.set(zmq::sockopt::curve_secretkey, secret);
+      // Every CURVE handshake is put to the ZAP handler. A subscriber without CURVE never gets
+      // that far: a CURVE server refuses a NULL-mechanism peer in the handshake.
+      d.socket.set(zmq::sockopt::zap_domain, "rawflow");
+    }
     d.socket.set(zmq::sockopt::sndhwm, d.options.sndhwm);
     d.socket.set(zmq::sockopt::linger, d.options.linger_ms);
     d.socket.set(zmq::sockopt::sndtimeo, kCompleteMessageTimeout_ms);
@@ -205,6 +234,7 @@ void ZmqPublisher::close() {
   d.queue_cv.notify_one();
   d.thread.join();
   d.socket.close();  // linger bounds how long ZeroMQ still tries to deliver
+  d.zap.reset();     // before the context: its socket belongs to it
   if (d.own_context) d.own_context->close();
 }
 

@@ -291,6 +291,11 @@ PipelineConfig resolve(Context& cx, ConfigDraft& d, const fs::path& base, bool r
     cx.fail("outputs", "no output is enabled; configure at least one of zmq, jsonl, stdout");
   }
   c.outputs.jsonl.path = resolve_path(c.outputs.jsonl.path, base);
+  ZmqOutput& z = c.outputs.zeromq;
+  if (z.curve) {
+    z.curve_secret_key_file = resolve_path(z.curve_secret_key_file, base);
+    z.curve_allowed_clients_file = resolve_path(z.curve_allowed_clients_file, base);
+  }
   return c;
 }
 

@@ -145,6 +145,10 @@ struct ZmqOutput {
   int sndhwm = 1000;     // messages queued per subscriber before ZeroMQ drops (counted)
   std::string topic = "{stream}/{task}";  // placeholders: {stream}, {task}, {kind}
   bool partials = true;                   // also publish partial (streaming) results
+  // CURVE (key `curve`): results encrypted, only the listed subscribers receive them.
+  bool curve = false;
+  std::string curve_secret_key_file;       // the publisher's secret key (Z85), absolute
+  std::string curve_allowed_clients_file;  // subscribers' public keys (Z85), absolute
 };
 
 struct JsonlOutput {

@@ -337,8 +337,19 @@ void check_zmq_endpoint(MapReader& r, ZmqOutput& z) {
   if (!r.ok() || !r.has("endpoint")) return;
   if (const std::string why = endpoint_problem(z.endpoint, z.bind); !why.empty()) {
     r.fail("endpoint", why);
+  } else if (z.curve && !z.bind) {
+    r.fail("curve",
+           "needs bind: true (the publisher is the CURVE server its subscribers connect to)");
   }
 }
+
+const FieldTable<ZmqOutput> kCurve = {{
+    boolean("enabled", &ZmqOutput::curve).not_dumped(),
+    text("secret_key_file", &ZmqOutput::curve_secret_key_file, TextRule::NonEmpty)
+        .required_if([](const ZmqOutput& z) { return z.curve; }),
+    text("allowed_clients_file", &ZmqOutput::curve_allowed_clients_file, TextRule::NonEmpty)
+        .required_if([](const ZmqOutput& z) { return z.curve; }),
+}};
 
 const FieldTable<ZmqOutput> kZmq = {
     {
@@ -349,6 +360,7 @@ const FieldTable<ZmqOutput> kZmq = {
         integer("sndhwm", &ZmqOutput::sndhwm, 1, 10'000'000),
         text("topic", &ZmqOutput::topic).checked_by(topic_problem),
         boolean("partials", &ZmqOutput::partials),
+        group("curve", kCurve, &ZmqOutput::curve),
     },
     check_zmq_endpoint};
 

@@ -232,6 +232,10 @@ void Pipeline::Impl::make_sinks() {
     z.sndhwm = o.zeromq.sndhwm;
     z.topic = o.zeromq.topic;
     z.partials = o.zeromq.partials;
+    if (o.zeromq.curve) {
+      z.curve_secret_key_file = o.zeromq.curve_secret_key_file;
+      z.curve_allowed_clients_file = o.zeromq.curve_allowed_clients_file;
+    }
     sinks.push_back({"zeromq", std::make_unique<nodes::ZmqPublisher>(z, &registry)});
   }
   if (o.jsonl.enabled) {

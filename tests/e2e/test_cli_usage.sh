@@ -37,7 +37,7 @@ expect_help "model synth" --preset --layers --dtype --embd-dtype --seed --vocab 
   --mmproj --mmproj-out --mmproj-dtype
 expect_help "model convert" --out --mmproj-out --dtype --embd-dtype --mmproj-dtype
 out=$("$bin" --help) || fail "rawflow --help: exit $?"
-for c in run generate describe transcribe ask inspect bench tokenize model; do
+for c in run batch generate describe transcribe ask inspect bench tokenize keygen model; do
   grep -qE "^  $c " <<<"$out" || fail "rawflow --help: no command $c"
 done
 

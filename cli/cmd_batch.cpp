@@ -19,6 +19,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/run_summary.h"
+#include "media/input.h"
 #include "nodes/items_sink.h"
 #include "pipeline/batch_inputs.h"
 #include "pipeline/batch_progress.h"
@@ -44,7 +45,8 @@ extern "C" void on_batch_signal(int) { g_stop = true; }
 constexpr const char* kNotFinished = "not finished";
 
 struct Input {
-  std::string path;  // as listed (absolute for local files)
+  std::string path;   // as listed (absolute for local files)
+  std::string shown;  // in messages and the failed list: a URL's user and password hidden
   std::string id;
   int attempts = 0;
   std::string failure;
@@ -145,6 +147,7 @@ int cmd_batch(const CommandArgs& argv) {
   for (size_t k : pipeline::shard_positions(listed.size(), shard)) {
     Input in;
     in.path = pipeline::absolute_input(listed[k]);
+    in.shown = media::redact_url(in.path);
     in.id = pipeline::input_id(in.path, digest);
     inputs.push_back(in);
   }
@@ -231,10 +234,10 @@ int cmd_batch(const CommandArgs& argv) {
           }
           if (tty) std::fprintf(stderr, "\r\033[K");
           std::fprintf(stderr, "rawflow batch: %s %s%s%s\n", o.failure.empty() ? "done" : "failed",
-                       in.path.c_str(), o.failure.empty() ? "" : ": ", o.failure.c_str());
+                       in.shown.c_str(), o.failure.empty() ? "" : ": ", o.failure.c_str());
           // Done, with something the user should know (in its .jsonl too).
           for (const std::string& e : o.errors)
-            std::fprintf(stderr, "rawflow batch:   note on %s: %s\n", in.path.c_str(), e.c_str());
+            std::fprintf(stderr, "rawflow batch:   note on %s: %s\n", in.shown.c_str(), e.c_str());
           report(!tty);
         }};
     extras.sinks.emplace_back("items", std::make_unique<nodes::ItemsSink>(std::move(items)));
@@ -275,7 +278,7 @@ int cmd_batch(const CommandArgs& argv) {
     std::string why = in->failure;
     for (char& c : why)
       if (c == '\t' || c == '\n') c = ' ';
-    tsv += in->path + "\t" + why + "\t" + std::to_string(in->attempts) + "\n";
+    tsv += in->shown + "\t" + why + "\t" + std::to_string(in->attempts) + "\n";
     ++n_failed;
   }
   fs::create_directories(fs::path(out_dir) / "failed");

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "media/input.h"
 #include "pipeline/config_keys.h"
 #include "pipeline/yaml_reader.h"
 
@@ -383,6 +384,8 @@ PipelineConfig load_config(const std::string& path, const std::vector<std::strin
 std::string dump_config(const PipelineConfig& c) {
   ConfigDraft d;
   static_cast<PipelineConfig&>(d) = c;
+  // A camera's user and password (written out or from ${VAR}) are not shown.
+  for (StreamConfig& s : d.streams) s.url = media::redact_url(s.url);
   return dump_map(config_fields(), d) + "\n";
 }
 

@@ -1,8 +1,10 @@
 #include "pipeline/yaml_reader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 #include <tuple>
@@ -266,12 +268,55 @@ bool MapReader::boolean(std::string_view key, bool& out) {
   return true;
 }
 
+namespace {
+
+// `${NAME}` replaced by the environment variable NAME (so passwords stay out of config files);
+// `$$` is a literal `$`; any other `$` is kept. Returns false with `missing` set to the first
+// variable that is not set.
+bool expand_env(const std::string& in, std::string& out, std::string& missing) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '$' || i + 1 >= in.size()) {
+      out += in[i];
+    } else if (in[i + 1] == '$') {
+      out += '$';
+      ++i;
+    } else if (in[i + 1] == '{') {
+      const size_t close = in.find('}', i + 2);
+      const std::string name = close == std::string::npos ? "" : in.substr(i + 2, close - i - 2);
+      const bool valid = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                         std::all_of(name.begin(), name.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                         });
+      if (!valid) {
+        out += in[i];
+        continue;
+      }
+      const char* v = std::getenv(name.c_str());
+      if (!v) {
+        missing = name;
+        return false;
+      }
+      out += v;
+      i = close;
+    } else {
+      out += in[i];
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 bool MapReader::text(std::string_view key, std::string& out, TextRule rule) {
   declare(key);
   const Entry* e = find(key);
   if (!e || e->value.IsNull()) return false;
   if (!e->value.IsScalar()) return type_error(*e, "a string");
-  const std::string& s = e->value.Scalar();
+  std::string s, missing;
+  if (!expand_env(e->value.Scalar(), s, missing))
+    return value_error(
+        *e, "the environment variable " + missing + " (in ${" + missing + "}) is not set");
   if (rule == TextRule::NonEmpty && s.empty()) return value_error(*e, "must not be empty");
   if (rule == TextRule::Name && !is_name(s)) {
     return value_error(*e, "'" + s + "' is not a valid name (1 to 64 of A-Z a-z 0-9 _ -)");

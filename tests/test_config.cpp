@@ -463,6 +463,26 @@ BOOST_AUTO_TEST_CASE(a_malformed_network_url_is_a_config_error_that_hides_the_pa
     BOOST_CHECK_NO_THROW(load_config_string(edited(3, 1, "    url: \"" + good + "\""), "t.yaml"));
 }
 
+BOOST_AUTO_TEST_CASE(environment_variables_fill_strings_and_the_dump_hides_the_password) {
+  ::setenv("RAWFLOW_TEST_CAM_PW", "s3cr$t", 1);
+  ::unsetenv("RAWFLOW_TEST_UNSET");
+  const PipelineConfig c = load_config_string(
+      edited(3, 1, "    url: rtsp://admin:${RAWFLOW_TEST_CAM_PW}@cam.local/live?a=$$1&b=$x"),
+      "t.yaml");
+  BOOST_TEST(c.streams[0].url == "rtsp://admin:s3cr$t@cam.local/live?a=$1&b=$x");
+  const std::string dump = dump_config(c);
+  BOOST_TEST(dump.find("s3cr") == std::string::npos, dump);
+  BOOST_TEST(dump.find("rtsp://***@cam.local/live") != std::string::npos, dump);
+  BOOST_TEST(error_of(edited(3, 1, "    url: rtsp://admin:${RAWFLOW_TEST_UNSET}@cam/live")) ==
+             "t.yaml:3:10: streams[0].url: the environment variable RAWFLOW_TEST_UNSET (in "
+             "${RAWFLOW_TEST_UNSET}) is not set");
+  // Not a variable reference: kept as written.
+  for (const std::string kept : {"${}", "${1A}", "${A-B}", "${OPEN"})
+    BOOST_TEST(load_config_string(edited(3, 1, "    url: \"clip" + kept + ".mkv\""), "/d/t.yaml")
+                   .streams[0]
+                   .url == "/d/clip" + kept + ".mkv");
+}
+
 BOOST_AUTO_TEST_CASE(stream_kind_is_inferred_from_the_url_scheme) {
   for (const char* live :
        {"rtsp://h/x", "RTSP://h/x", "rtsps://h", "rtmp://h/app", "http://h/a.m3u8", "https://h/x",

@@ -72,7 +72,11 @@ PipelineConfig batch_config(const std::string& config_path, const std::vector<st
                             const std::vector<const Input*>& inputs) {
   std::vector<std::pair<std::string, std::string>> streams;
   for (const Input* in : inputs) streams.emplace_back(in->id, in->path);
-  return load_config(config_path, stream_overrides(sets, streams), /*require_output=*/false);
+  PipelineConfig cfg =
+      load_config(config_path, stream_overrides(sets, streams), /*require_output=*/false);
+  // An input cut by a stop has no results and is redone whole: nothing to wait for.
+  cfg.engine.shutdown_grace_s = 0;
+  return cfg;
 }
 
 // What in the configuration changes results: the tasks and the model (files and options), not
@@ -88,6 +92,7 @@ std::string config_digest(const PipelineConfig& cfg) {
   d.engine.max_batch = scheduling_defaults.max_batch;
   d.engine.kv_cache_budget_mb = scheduling_defaults.kv_cache_budget_mb;
   d.engine.prefill_chunk = scheduling_defaults.prefill_chunk;
+  d.engine.shutdown_grace_s = scheduling_defaults.shutdown_grace_s;
   return pipeline::fnv1a64_hex(dump_config(d));
 }
 

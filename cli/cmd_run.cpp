@@ -16,8 +16,17 @@
 namespace rawflow::cli {
 namespace {
 
+// The first SIGINT/SIGTERM stops the inputs and lets the work in flight finish
+// (engine.shutdown_grace_s); a second one cancels it at once.
 std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop = true; }
+std::atomic<bool> g_hurry{false};
+extern "C" void on_run_signal(int) {
+  if (g_stop.exchange(true)) g_hurry = true;
+}
+
+// Exit statuses (README): 0 done (or stopped with everything in flight finished), 1 nothing
+// succeeded, 2 usage or configuration, 4 stopped with requests cancelled after the grace period.
+constexpr int kExitStoppedWithCancelled = 4;
 
 }  // namespace
 
@@ -42,8 +51,8 @@ int cmd_run(const CommandArgs& argv) {
     std::printf("%s", dump_config(cfg).c_str());
     return 0;
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_run_signal);
+  std::signal(SIGTERM, on_run_signal);
   // Errors on stderr too, unless the stdout sink already prints them to this same terminal.
   pipeline::PipelineExtras extras;
   const bool errors_on_terminal = cfg.outputs.stdout_sink.enabled &&
@@ -53,8 +62,17 @@ int cmd_run(const CommandArgs& argv) {
     extras.sinks.emplace_back("stderr",
                               std::make_unique<nodes::StderrLog>(std::cerr, "rawflow run: "));
   pipeline::Pipeline p(std::move(cfg), std::move(extras));
-  const pipeline::RunSummary s = p.run(g_stop);
+  const pipeline::RunSummary s = p.run(g_stop, &g_hurry);
   print_run_summary("rawflow run", s);
+  if (s.stopped && s.cancelled_at_stop > 0) {
+    std::fprintf(stderr,
+                 "rawflow run: stopped; %lld request(s) still unfinished %s were cancelled (an "
+                 "error event each)\n",
+                 static_cast<long long>(s.cancelled_at_stop),
+                 g_hurry ? "at the second signal" : "when the grace period ended");
+    return kExitStoppedWithCancelled;
+  }
+  if (s.stopped) std::fprintf(stderr, "rawflow run: stopped; every request in flight finished\n");
   return s.errors > 0 && s.finals == 0 ? 1 : 0;
 }
 

@@ -1,16 +1,24 @@
 #include "nodes/jsonl_sink.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 namespace rawflow::nodes {
 
 namespace {
 constexpr const char* kSinkName = "jsonl";
-}
+constexpr off_t kRepairScanBytes = 1 << 20;  // a result line is far shorter
+}  // namespace
 
 JsonlSink::JsonlSink(JsonlSinkOptions options, pipeline::MetricsRegistry* metrics)
     : options_(std::move(options)) {
@@ -25,8 +33,9 @@ JsonlSink::JsonlSink(JsonlSinkOptions options, pipeline::MetricsRegistry* metric
   if (ec)
     throw std::runtime_error("jsonl output " + options_.path + ": cannot create directory " +
                              parent.string() + ": " + ec.message());
-  file_ = std::fopen(options_.path.c_str(), "ae");
-  if (!file_) fail("cannot open for appending", errno);
+  fd_ = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("cannot open for appending", errno);
+  repair_cut_last_line();
   last_flush_ = std::chrono::steady_clock::now();
 }
 
@@ -43,8 +52,38 @@ void JsonlSink::fail(const std::string& what, int err) const {
                            std::strerror(err));
 }
 
+// The file's last byte should be a newline; if not, the bytes after the last newline (within the
+// last MiB) are a line cut short: removed, so the next line does not join it.
+void JsonlSink::repair_cut_last_line() {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return;
+  const off_t from = std::max<off_t>(0, st.st_size - kRepairScanBytes);
+  std::string tail(static_cast<size_t>(st.st_size - from), '\0');
+  if (::pread(fd_, tail.data(), tail.size(), from) != static_cast<ssize_t>(tail.size())) return;
+  if (tail.back() == '\n') return;
+  const size_t nl = tail.rfind('\n');
+  if (nl == std::string::npos && from > 0) return;  // a "line" over 1 MiB: not ours to cut
+  const off_t keep = nl == std::string::npos ? 0 : from + static_cast<off_t>(nl) + 1;
+  if (::ftruncate(fd_, keep) != 0) fail("cannot remove a cut last line", errno);
+  repaired_bytes_ = st.st_size - keep;
+  std::fprintf(stderr,
+               "rawflow: jsonl output %s: its last line was cut short (a run stopped while "
+               "writing it): removed %lld bytes\n",
+               options_.path.c_str(), static_cast<long long>(repaired_bytes_));
+}
+
 void JsonlSink::flush_locked() {
-  if (std::fflush(file_) != 0) fail("cannot write", errno);
+  for (size_t at = 0; at < pending_.size();) {
+    const ssize_t n = ::write(fd_, pending_.data() + at, pending_.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      pending_.clear();
+      fail("cannot write", err);
+    }
+    at += static_cast<size_t>(n);
+  }
+  pending_.clear();
   last_flush_ = std::chrono::steady_clock::now();
 }
 
@@ -53,11 +92,11 @@ void JsonlSink::publish(const pipeline::ResultEvent& e) {
   std::string line = pipeline::to_json(e);
   line += '\n';
   std::lock_guard lock(mutex_);
-  if (!file_) {
+  if (fd_ < 0) {
     dropped_closed_->inc();
     return;
   }
-  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size()) fail("cannot write", errno);
+  pending_ += line;
   published_->inc();
   const auto now = std::chrono::steady_clock::now();
   if (options_.flush_interval_ms <= 0 ||
@@ -67,12 +106,16 @@ void JsonlSink::publish(const pipeline::ResultEvent& e) {
 
 void JsonlSink::close() {
   std::lock_guard lock(mutex_);
-  if (!file_) return;
-  std::FILE* f = std::exchange(file_, nullptr);
-  const bool flushed = std::fflush(f) == 0;
-  const int err = errno;
-  const bool closed = std::fclose(f) == 0;
-  if (!flushed || !closed) fail("cannot write at close", flushed ? errno : err);
+  if (fd_ < 0) return;
+  std::string error;
+  try {
+    flush_locked();
+  } catch (const std::runtime_error& e) {
+    error = e.what();
+  }
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0 && error.empty()) fail("cannot write at close", errno);
+  if (!error.empty()) throw std::runtime_error(error);
 }
 
 }  // namespace rawflow::nodes

@@ -1,7 +1,13 @@
 #pragma once
 // JSONL output: one result object (docs/results.md) per line, appended to a file.
+//
+// Lines reach the file whole: each flush is one write() of complete lines (stdio's buffer would
+// cut a line at its 4 kB boundary into two writes, and a process killed between them leaves half
+// a line). A file whose last line was cut anyway (a kill -9 inside that write, a full disk) is
+// repaired when the sink opens it: the partial tail is removed and said on stderr, so every line
+// of the file is a complete JSON object.
 #include <chrono>
-#include <cstdio>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -31,7 +37,11 @@ class JsonlSink final : public ResultSink {
   void publish(const pipeline::ResultEvent& e) override;
   void close() override;
 
+  // Bytes of a cut last line removed when the file was opened (0: it ended with a newline).
+  int64_t repaired_bytes() const { return repaired_bytes_; }
+
  private:
+  void repair_cut_last_line();
   void flush_locked();
   [[noreturn]] void fail(const std::string& what, int err) const;
 
@@ -40,8 +50,10 @@ class JsonlSink final : public ResultSink {
   pipeline::Counter* published_ = nullptr;
   pipeline::Counter* dropped_closed_ = nullptr;
   std::mutex mutex_;
-  std::FILE* file_ = nullptr;
+  int fd_ = -1;
+  std::string pending_;  // complete lines not yet written
   std::chrono::steady_clock::time_point last_flush_;
+  int64_t repaired_bytes_ = 0;
 };
 
 }  // namespace rawflow::nodes

@@ -37,8 +37,8 @@ struct ZmqPublisherOptions {
   bool count_hwm_drops = true;
   // CURVE (nodes/zmq_curve.h), on when both are given: the publisher's secret key file and the
   // file of subscriber public keys allowed to receive. Needs bind and a tcp:// or ipc:// endpoint.
-  std::string curve_secret_key_file;
-  std::string curve_allowed_clients_file;
+  std::string curve_secret_key_file = {};
+  std::string curve_allowed_clients_file = {};
 };
 
 class ZmqPublisher final : public ResultSink {

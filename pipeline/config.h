@@ -136,6 +136,9 @@ struct EngineConfig {
   // Prompt tokens of one sequence per forward. Resolved: the YAML's, else max(512, largest image
   // budget); always ≥ the largest image budget (an image's tokens are prefilled in one chunk).
   int prefill_chunk = 512;
+  // After SIGINT/SIGTERM: requests in flight (and the windows the stop closed) may finish this
+  // long; what is left then is cancelled with error events.
+  double shutdown_grace_s = 10.0;
 };
 
 struct ZmqOutput {

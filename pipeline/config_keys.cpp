@@ -273,6 +273,7 @@ const FieldTable<EngineConfig> kEngine = {{
     boolean("llama_bidirectional", &EngineConfig::llama_bidirectional),
     // 0 = auto until config.cpp resolves it from the image budgets.
     integer("prefill_chunk", &EngineConfig::prefill_chunk, 0, 65536).defaults_to(0),
+    number("shutdown_grace_s", &EngineConfig::shutdown_grace_s, {0, 3600}),
 }};
 
 // =============================================================================================

@@ -467,7 +467,7 @@ Pipeline::~Pipeline() = default;
 
 const GraphMap& Pipeline::graph_map() const { return impl_->map; }
 
-RunSummary Pipeline::run(const std::atomic<bool>& stop) {
+RunSummary Pipeline::run(const std::atomic<bool>& stop, const std::atomic<bool>* hurry) {
   Impl& im = *impl_;
   std::jthread engine([&im](std::stop_token st) { im.scheduler->run(st); });
   // The first sources (all, or max_active) are running before a stop can be seen, so that each
@@ -493,11 +493,22 @@ RunSummary Pipeline::run(const std::atomic<bool>& stop) {
       im.publish_stats();
     }
   }
-  // Shut down in data-path order: no more input (each source's end event is its last unit). On a
-  // stop the engine takes nothing new and cancels what it has not finished; then the graph drains
-  // to the sinks. After a normal end nothing is left in flight.
+  // Shut down in data-path order: no more input (each source's end event is its last unit, and
+  // closes its open windows into requests). On a stop the work in flight may finish within the
+  // grace period; then the engine takes nothing new and cancels what it has not finished, and the
+  // graph drains to the sinks. After a normal end nothing is left in flight.
+  const bool stopped = stop;
   im.stop_sources();
-  if (stop) {
+  const auto grace_ends = Clock::now() + seconds(im.cfg.engine.shutdown_grace_s);
+  while (stopped && !im.all_done() && Clock::now() < grace_ends && !(hurry && *hurry))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto shutdown_drops = [&im] {
+    double n = 0;
+    for (auto& s : im.streams) n += s->metrics.requests_dropped_shutdown.value();
+    return static_cast<int64_t>(n);
+  };
+  const int64_t dropped_before = shutdown_drops();
+  if (stopped && !im.all_done()) {
     im.decoder_body->close();
     engine.request_stop();
     engine.join();
@@ -514,6 +525,8 @@ RunSummary Pipeline::run(const std::atomic<bool>& stop) {
   if (im.metrics_server) im.metrics_server->stop();
 
   RunSummary out;
+  out.stopped = stopped;
+  out.cancelled_at_stop = shutdown_drops() - dropped_before;
   out.requests = im.tally.requests;
   out.finals = im.tally.finals;
   out.errors = im.tally.errors;

@@ -33,6 +33,8 @@ struct RunSummary {
   int64_t video_frames_in = 0, video_frames_used = 0;
   int64_t forwards = 0, sequences_in_forwards = 0;  // over the engine's forward calls
   double max_sequences_per_forward = 0;
+  bool stopped = false;           // by `stop`, not because every file ended
+  int64_t cancelled_at_stop = 0;  // requests unfinished when the grace period ended
   double mean_sequences_per_forward() const {
     return forwards > 0 ? static_cast<double>(sequences_in_forwards) / forwards : 0;
   }
@@ -59,8 +61,10 @@ class Pipeline {
   explicit Pipeline(PipelineConfig cfg, PipelineExtras extras = {});
   ~Pipeline();
   // Runs until every file stream has ended and its work is done, or until `stop` becomes true
-  // (live streams run until then). Returns what happened.
-  RunSummary run(const std::atomic<bool>& stop);
+  // (live streams run until then). After a stop the work in flight may finish for
+  // engine.shutdown_grace_s, or until `hurry` (a second signal) becomes true; then the rest is
+  // cancelled. Returns what happened.
+  RunSummary run(const std::atomic<bool>& stop, const std::atomic<bool>* hurry = nullptr);
   // The nodes and edges build_graph() made.
   const GraphMap& graph_map() const;
 

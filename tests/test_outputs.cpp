@@ -289,7 +289,7 @@ BOOST_AUTO_TEST_CASE(jsonl_sink_interval_flush_and_errors) {
   {
     nodes::JsonlSink sink({.path = path.string(), .flush_interval_ms = 60'000});
     for (uint64_t id = 1; id <= 3; ++id) sink.publish(make_event(Kind::Final, "cam", "t", id, "x"));
-    // Three short lines stay in the stdio buffer (4 KiB) until the interval or close.
+    // Three short lines stay in the sink's buffer until the interval or close.
     BOOST_TEST(std::filesystem::file_size(path) == 0u);
     sink.close();
     BOOST_TEST(lines_of(read_file(path)).size() == 3u);
@@ -319,6 +319,36 @@ BOOST_AUTO_TEST_CASE(jsonl_sink_interval_flush_and_errors) {
                           std::runtime_error, [](const std::runtime_error& e) {
                             return std::string(e.what()).find("/dev/full") != std::string::npos;
                           });
+  }
+}
+
+// A run killed while writing may leave half a line; the next run's sink removes it before
+// appending, so every line of the file is a complete JSON object.
+BOOST_AUTO_TEST_CASE(jsonl_sink_removes_a_cut_last_line_before_appending) {
+  const auto dir = work_dir("jsonl-repair");
+  const auto path = dir / "results.jsonl";
+  const std::string whole = pipeline::to_json(make_event(Kind::Final, "cam", "t", 1, "one")) + "\n";
+  const std::string cut = pipeline::to_json(make_event(Kind::Final, "cam", "t", 2, "two"));
+  std::ofstream(path) << whole << cut.substr(0, cut.size() / 2);
+  {
+    nodes::JsonlSink sink({.path = path.string()});
+    BOOST_TEST(sink.repaired_bytes() == static_cast<int64_t>(cut.size() / 2));
+    sink.publish(make_event(Kind::Final, "cam", "t", 3, "three"));
+    sink.close();
+  }
+  const auto lines = lines_of(read_file(path));
+  BOOST_TEST_REQUIRE(lines.size() == 2u);
+  for (const auto& l : lines) BOOST_CHECK_NO_THROW((void)nlohmann::json::parse(l));
+  BOOST_TEST(nlohmann::json::parse(lines[1])["text"] == "three");
+  {  // A file that ends with its newline is left alone; so is an empty one.
+    nodes::JsonlSink sink({.path = path.string()});
+    BOOST_TEST(sink.repaired_bytes() == 0);
+  }
+  {  // Only a cut line and nothing else: the file becomes empty.
+    std::ofstream(path, std::ios::trunc) << cut.substr(0, 10);
+    nodes::JsonlSink sink({.path = path.string()});
+    BOOST_TEST(sink.repaired_bytes() == 10);
+    BOOST_TEST(std::filesystem::file_size(path) == 0u);
   }
 }
 

@@ -92,6 +92,11 @@ AudioClip decode_audio(const std::string& path) {
       if (first) clip.start_seconds = chunk->pts_s;
       first = false;
       clip.samples.insert(clip.samples.end(), chunk->samples.begin(), chunk->samples.end());
+      if (static_cast<double>(clip.samples.size()) > kMaxClipSeconds * AudioClip::kSampleRate)
+        throw MediaError(redact_url(path) + ": its audio is longer than " +
+                         std::to_string(static_cast<int>(kMaxClipSeconds)) +
+                         " s: a one-shot command takes a clip; give a recording to `rawflow run` "
+                         "or `rawflow batch` (transcribe windows)");
     } else if (auto* end = std::get_if<EndOfStream>(&*ev)) {
       if (end->reason != EndReason::EndOfInput) throw_end(*end, path);
     }

@@ -17,7 +17,10 @@ namespace rawflow::media {
 RgbImage decode_image(const std::string& path);
 
 // The whole best audio stream as 16 kHz mono float (standard downmix to unity gain, the resampler
-// flushed at the end). start_seconds is the media time of the first sample.
+// flushed at the end). start_seconds is the media time of the first sample. A stream longer than
+// kMaxClipSeconds is refused as it passes that length (memory stays bounded: 230 MB at the
+// limit): one-shot commands take a clip; a recording goes through `rawflow run` or `batch`.
+inline constexpr double kMaxClipSeconds = 3600;
 AudioClip decode_audio(const std::string& path);
 
 struct VideoSampling {

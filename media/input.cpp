@@ -379,6 +379,8 @@ struct MediaInput::State {
   void check_local_file();
   void open();
   void open_decoder(int stream, AVCodecContext*& dec);
+  void check_stream_count();
+  void check_audio_format(const AVCodecParameters* par);
   int choose_stream(AVMediaType type);
 
   void read_one();
@@ -452,6 +454,23 @@ int MediaInput::State::choose_stream(AVMediaType type) {
   return best < 0 ? -1 : best;
 }
 
+void MediaInput::State::check_stream_count() {
+  if (ic->nb_streams > static_cast<unsigned>(kMaxStreams))
+    fail("the input has " + std::to_string(ic->nb_streams) + " streams; more than " +
+         std::to_string(kMaxStreams) + " are refused (a camera or a recording has a handful)");
+}
+
+void MediaInput::State::check_audio_format(const AVCodecParameters* par) {
+  const int rate = par->sample_rate, channels = par->ch_layout.nb_channels;
+  if (rate < kMinAudioRate || rate > kMaxAudioRate)
+    fail("its audio stream states a sample rate of " + std::to_string(rate) +
+         " Hz; rates from " + std::to_string(kMinAudioRate) + " to " +
+         std::to_string(kMaxAudioRate) + " Hz are accepted");
+  if (channels > kMaxAudioChannels)
+    fail("its audio stream states " + std::to_string(channels) + " channels; at most " +
+         std::to_string(kMaxAudioChannels) + " are accepted");
+}
+
 void MediaInput::State::open_decoder(int stream, AVCodecContext*& dec) {
   const AVStream* st = ic->streams[stream];
   const AVCodec* codec = avcodec_find_decoder(st->codecpar->codec_id);
@@ -515,6 +534,9 @@ void MediaInput::State::open() {
   // On failure avformat_open_input freed ic and set it to null; on success the State owns it.
   if (r < 0 || watchdog.fired != Fired::None) open_failure("cannot open");
   opened_at = Clock::now();
+  // Demuxers that find streams while reading (MPEG-TS) stop adding them past the limit.
+  ic->max_streams = kMaxStreams + 1;
+  check_stream_count();
 
   // Sizes the container states are checked before anything is decoded.
   if (options.want_video) {
@@ -543,6 +565,7 @@ void MediaInput::State::open() {
     if (r < 0 || watchdog.fired != Fired::None) open_failure("cannot read stream parameters");
   }
 
+  check_stream_count();
   info = describe_format(ic, shown);
   if (options.want_video) video_stream = choose_stream(AVMEDIA_TYPE_VIDEO);
   if (options.want_audio) audio_stream = choose_stream(AVMEDIA_TYPE_AUDIO);
@@ -556,7 +579,10 @@ void MediaInput::State::open() {
     if (!refused.empty()) fail(refused);
     open_decoder(video_stream, video_dec);
   }
-  if (audio_stream >= 0) open_decoder(audio_stream, audio_dec);
+  if (audio_stream >= 0) {
+    check_audio_format(ic->streams[audio_stream]->codecpar);
+    open_decoder(audio_stream, audio_dec);
+  }
 
   packet = av_packet_alloc();
   frame = av_frame_alloc();
@@ -758,6 +784,13 @@ void MediaInput::State::configure_resampler(const AVFrame* f) {
     return;
   }
   flush_resampler();  // what the old configuration still holds belongs before the new samples
+  // A stream may change its format mid-way: the new one is held to the same bounds.
+  if (f->sample_rate < kMinAudioRate || f->sample_rate > kMaxAudioRate ||
+      in_layout.nb_channels > kMaxAudioChannels) {
+    av_channel_layout_uninit(&in_layout);
+    fail("its audio changed to " + std::to_string(f->sample_rate) + " Hz, " +
+         std::to_string(f->ch_layout.nb_channels) + " channels: outside the accepted formats");
+  }
   swr_free(&swr);
   av_channel_layout_uninit(&swr_in_layout);
   swr_in_layout = in_layout;  // takes ownership

@@ -21,6 +21,14 @@ namespace rawflow::media {
 // same pixel count).
 inline constexpr int kMaxPictureSide = 16384;
 inline constexpr int64_t kMaxPicturePixels = int64_t{1} << 28;
+// An input with more streams is refused before FFmpeg probes them (each probed stream holds a
+// decoder: 300 AAC tracks took 225 MB); a camera or a recording has a handful.
+inline constexpr int kMaxStreams = 64;
+// Audio outside these rates or with more channels is refused: no recording uses them, and a
+// rate of 1 Hz would make a 200 kB WAV resample to 2 GB of 16 kHz samples.
+inline constexpr int kMinAudioRate = 1000;
+inline constexpr int kMaxAudioRate = 768000;
+inline constexpr int kMaxAudioChannels = 64;
 
 struct InputOptions {
   bool want_video = true;              // decode the best video stream, if the input has one

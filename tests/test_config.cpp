@@ -338,8 +338,9 @@ BOOST_AUTO_TEST_CASE(override_errors_name_the_override) {
       {"engine.threads=x", "--set engine.threads=x: engine.threads: expected an integer, got 'x'"},
       {"engine.thread=4",
        "--set engine.thread=4: unknown key 'thread' in engine; allowed: model, mmproj, threads, "
-       "kv_cache_budget_mb, max_batch, llama_bidirectional, prefill_chunk; did you mean "
-       "'threads'?"},
+       "kv_cache_budget_mb, max_batch, llama_bidirectional, prefill_chunk, shutdown_grace_s; did "
+       "you "
+       "mean 'threads'?"},
       {"tasks.1.window_s=20",
        "--set tasks.1.window_s=20: key 'window_s' in tasks[1] does not apply to a describe task"},
       {"streams.5.url=x.mkv",

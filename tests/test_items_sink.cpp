@@ -11,6 +11,8 @@
 #include <string>
 
 #include "nodes/items_sink.h"
+#include "pipeline/config.h"
+#include "pipeline/windows.h"
 #include "tests/test_models.h"
 
 using namespace rawflow;
@@ -126,4 +128,62 @@ BOOST_AUTO_TEST_CASE(inputs_that_never_ended_leave_nothing) {
   sink.publish(end_event("d-4", "demo", true));  // after close: dropped
   BOOST_TEST(calls == 0);
   BOOST_TEST(fs::is_empty(dir / "items"));
+}
+
+// Issue #13's stitching proof, at the stitching layer: a 47.3 s file cut by the pipeline's own
+// window planning (pipeline/windows.h) into 10 s transcribe windows overlapping by 2 s, a stub
+// engine that answers each window with the words spoken in it (a word every 0.5 s; a word cut by
+// the window's end is heard in part, as a fragment), and the sink's stitched files: every word
+// once, in order, nothing duplicated at the seams, no fragment, cues in order and not overlapping.
+BOOST_AUTO_TEST_CASE(a_file_in_windows_overlapping_by_2_s_gets_each_word_once) {
+  const PipelineConfig cfg = load_config_string(
+      "streams: [{name: a, url: a.wav}]\n"
+      "tasks: [{name: speech, kind: transcribe, window_s: 10, overlap_s: 2}]\n"
+      "engine: {model: tiny.gguf, mmproj: tiny-mmproj.gguf}\noutputs: {stdout: {}}\n",
+      "t.yaml");
+  StreamWindows windows(cfg, 0);
+  const double length_s = 47.3;
+  windows.on_audio(std::vector<float>(static_cast<size_t>(length_s * 16000), 0.1f));
+  windows.on_end();
+  const std::vector<MediaRequest> requests = windows.take();
+  BOOST_TEST_REQUIRE(requests.size() == 6u);  // [0,10) [8,18) [16,26) [24,34) [32,42) [40,47.3)
+
+  std::vector<std::string> spoken;  // word i lasts [0.5 i, 0.5 i + 0.4)
+  for (int i = 0; 0.5 * i + 0.4 <= length_s; ++i) spoken.push_back("w" + std::to_string(i));
+  const fs::path dir = fresh_dir("stitching");
+  nodes::ItemsSink sink({dir.string(), {"speech"}, nullptr});
+  for (const MediaRequest& r : requests) {
+    std::string text;
+    for (size_t i = 0; i < spoken.size(); ++i) {
+      const double from = 0.5 * static_cast<double>(i), to = from + 0.4;
+      if (from >= r.start_s && to <= r.end_s)
+        text += spoken[i] + " ";
+      else if (from >= r.start_s && from < r.end_s)
+        text += spoken[i].substr(0, 1);  // cut off
+    }
+    sink.publish(event(Kind::Final, "a-1", "speech", r.start_s, r.end_s, text));
+  }
+  sink.publish(end_event("a-1", "demo", true));
+
+  std::istringstream txt(slurp(dir / "items" / "a-1.speech.txt"));
+  std::vector<std::string> got;
+  for (std::string w; txt >> w;) got.push_back(w);
+  BOOST_TEST(got == spoken, boost::test_tools::per_element());
+  // The SubRip cues: numbered from 1, in media order, none overlapping the next.
+  std::istringstream srt(slurp(dir / "items" / "a-1.speech.srt"));
+  double previous_end = 0;
+  int cues = 0;
+  for (std::string line; std::getline(srt, line);) {
+    if (line.find(" --> ") == std::string::npos) continue;
+    const auto seconds = [](const std::string& t) {
+      return std::stoi(t.substr(0, 2)) * 3600 + std::stoi(t.substr(3, 2)) * 60 +
+             std::stod(t.substr(6, 2) + "." + t.substr(9, 3));
+    };
+    const double start = seconds(line.substr(0, 12)), end = seconds(line.substr(17, 12));
+    BOOST_TEST(start >= previous_end - 1e-9);
+    BOOST_TEST(end > start);
+    previous_end = end;
+    ++cues;
+  }
+  BOOST_TEST(cues == 6);
 }

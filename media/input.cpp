@@ -463,9 +463,9 @@ void MediaInput::State::check_stream_count() {
 void MediaInput::State::check_audio_format(const AVCodecParameters* par) {
   const int rate = par->sample_rate, channels = par->ch_layout.nb_channels;
   if (rate < kMinAudioRate || rate > kMaxAudioRate)
-    fail("its audio stream states a sample rate of " + std::to_string(rate) +
-         " Hz; rates from " + std::to_string(kMinAudioRate) + " to " +
-         std::to_string(kMaxAudioRate) + " Hz are accepted");
+    fail("its audio stream states a sample rate of " + std::to_string(rate) + " Hz; rates from " +
+         std::to_string(kMinAudioRate) + " to " + std::to_string(kMaxAudioRate) +
+         " Hz are accepted");
   if (channels > kMaxAudioChannels)
     fail("its audio stream states " + std::to_string(channels) + " channels; at most " +
          std::to_string(kMaxAudioChannels) + " are accepted");

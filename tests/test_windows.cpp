@@ -184,7 +184,7 @@ BOOST_AUTO_TEST_CASE(a_lost_source_closes_its_open_windows_at_once) {
   const PipelineConfig cfg = config(
       "  - {name: speech, kind: transcribe, window_s: 2}\n"
       "  - {name: ask, kind: prompt, prompt: 'What?', interval_s: 2, frames_per_request: 0, "
-             "include_audio_s: 2}\n",
+      "include_audio_s: 2}\n",
       "rtsp://cam/live");
   StreamWindows w(cfg, 0);
   feed_audio(w, 3.5);

@@ -13,20 +13,22 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The request never took part in a forward.
+bool never_ran(const GenerationResult& r) { return r.prefill_ms == 0 && r.generated_tokens == 0; }
+
 // Requests that ended without running to their end, by why (rawflow_dropped_total).
 void count_unfinished(pipeline::StreamMetrics& m, const GenerationResult& r) {
-  const bool never_ran = r.prefill_ms == 0 && r.generated_tokens == 0;
   if (r.status == GenerationStatus::Dropped) m.requests_dropped_queue_full.inc();
-  if (r.status == GenerationStatus::Deadline && never_ran) m.requests_dropped_deadline.inc();
+  if (r.status == GenerationStatus::Deadline && never_ran(r)) m.requests_dropped_deadline.inc();
   if (r.status == GenerationStatus::Cancelled) m.requests_dropped_shutdown.inc();
 }
 
 // Why a request ended without its final, in words (the error event's text after the request).
 std::string why_unfinished(const GenerationResult& r, const TaskConfig& task) {
-  const bool never_ran = r.prefill_ms == 0 && r.generated_tokens == 0;
   char deadline[96];
-  std::snprintf(deadline, sizeof deadline, "the deadline of %g s passed %s", task.deadline_s,
-                never_ran ? "before its first forward" : "while it ran (its text so far is kept)");
+  std::snprintf(
+      deadline, sizeof deadline, "the deadline of %g s passed %s", task.deadline_s,
+      never_ran(r) ? "before its first forward" : "while it ran (its text so far is kept)");
   switch (r.status) {
     case GenerationStatus::Dropped:
       return "dropped: the stream's queue of waiting requests was full "

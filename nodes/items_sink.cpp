@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "nodes/write_all.h"
+
 namespace rawflow::nodes {
 namespace {
 
@@ -32,16 +34,10 @@ void ItemsSink::write_file_atomically(const std::string& path, const std::string
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(tmp, "cannot create", errno);
-  for (size_t at = 0; at < text.size();) {
-    const ssize_t n = ::write(fd, text.data() + at, text.size() - at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail(tmp, "cannot write", err);
-    }
-    at += static_cast<size_t>(n);
+  if (const int err = write_all(fd, text)) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(tmp, "cannot write", err);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const int err = errno;

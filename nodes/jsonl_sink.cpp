@@ -13,6 +13,8 @@
 #include <system_error>
 #include <utility>
 
+#include "nodes/write_all.h"
+
 namespace rawflow::nodes {
 
 namespace {
@@ -73,17 +75,9 @@ void JsonlSink::repair_cut_last_line() {
 }
 
 void JsonlSink::flush_locked() {
-  for (size_t at = 0; at < pending_.size();) {
-    const ssize_t n = ::write(fd_, pending_.data() + at, pending_.size() - at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      pending_.clear();
-      fail("cannot write", err);
-    }
-    at += static_cast<size_t>(n);
-  }
+  const int err = write_all(fd_, pending_);
   pending_.clear();
+  if (err) fail("cannot write", err);
   last_flush_ = std::chrono::steady_clock::now();
 }
 

@@ -12,6 +12,7 @@
 #  - shards 0..2 of 3 cover every input exactly once.
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}" "${RAWFLOW_TEST_WORK:?}"
+source "$RAWFLOW_SOURCE_DIR/tests/e2e/lib.sh"
 work=$RAWFLOW_TEST_WORK/batch
 rm -rf "$work" && mkdir -p "$work/archive/sub"
 src=$RAWFLOW_SOURCE_DIR
@@ -156,7 +157,7 @@ print("results after kill -9 + re-run equal the uninterrupted run's:", len(a), "
 PY
 
 echo "== the progress on /metrics; SIGTERM (what Slurm and Kubernetes send) stops cleanly"
-http_port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+http_port=$(free_port)
 "$RAWFLOW_BIN" batch "$cfg" "$a" --out "$work/term" --max-active 1 \
   --set "metrics.http.listen=127.0.0.1:$http_port" 2>"$work/term.log" &
 pid=$!

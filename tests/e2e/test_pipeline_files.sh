@@ -13,6 +13,7 @@
 #  - four streams share one engine and forwards hold more than one sequence.
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}" "${RAWFLOW_TEST_WORK:?}"
+source "$RAWFLOW_SOURCE_DIR/tests/e2e/lib.sh"
 work=$RAWFLOW_TEST_WORK/pipeline_files
 rm -rf "$work" && mkdir -p "$work"
 src=$RAWFLOW_SOURCE_DIR
@@ -198,7 +199,7 @@ print("dropped:", dropped)
 PY
 
 echo "== four streams, one engine, ZeroMQ to a real subscriber"
-port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$work/four.yaml" <<YAML
 version: 1
 streams:

@@ -6,13 +6,13 @@
 # input runs.
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}" "${RAWFLOW_TEST_WORK:?}"
+source "$RAWFLOW_SOURCE_DIR/tests/e2e/lib.sh"
 work=$RAWFLOW_TEST_WORK/redaction
 rm -rf "$work" && mkdir -p "$work"
 src=$RAWFLOW_SOURCE_DIR
 py=/usr/bin/python3
 RAWFLOW_BIN=$RAWFLOW_BIN "$src/scripts/make_demo_media.sh" "$work" >/dev/null
 fail() { echo "FAIL: $*"; exit 1; }
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cam_port=$(free_port); zmq_port=$(free_port); http_port=$(free_port)
 export CAM2_PASSWORD=Env-Secret-77
 cat >"$work/cams.yaml" <<YAML

@@ -8,6 +8,7 @@
 #  - bad key files are one clear error at start, without the key in it.
 set -euo pipefail
 : "${RAWFLOW_BIN:?}" "${RAWFLOW_SOURCE_DIR:?}" "${RAWFLOW_TEST_WORK:?}"
+source "$RAWFLOW_SOURCE_DIR/tests/e2e/lib.sh"
 work=$RAWFLOW_TEST_WORK/zmq_curve
 rm -rf "$work" && mkdir -p "$work"
 src=$RAWFLOW_SOURCE_DIR
@@ -21,7 +22,7 @@ for k in server viewer intruder; do "$RAWFLOW_BIN" keygen "$work/$k" >/dev/null 
 grep -q "never replaced" "$work/again.err" || fail "no reason when a key exists"
 { echo "# who may read the results"; grep -v '^#' "$work/viewer.pub"; } >"$work/allowed"
 
-port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 run() {  # extra --set arguments
   "$RAWFLOW_BIN" run "$src/configs/demo.yaml" \
     --set "streams.0.url=$work/demo.mkv" --set "engine.model=$work/tiny.gguf" \

@@ -6,18 +6,14 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "model/gemma4/chat.h"
+
 namespace rawflow::nodes {
 namespace {
 
 constexpr size_t kZ85KeyLength = 40;  // 32 bytes
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 constexpr int kPollMs = 100;  // how soon the handler notices a stop
-
-std::string trim(const std::string& s) {
-  const size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
-}
 
 // The 32 bytes of a Z85 key, or "" when it is not one.
 std::string decode_key(const std::string& z85) {
@@ -35,7 +31,7 @@ std::vector<std::pair<int, std::string>> key_lines(const std::string& path,
   std::vector<std::pair<int, std::string>> lines;
   std::string line;
   for (int n = 1; std::getline(in, line) && n <= 100000; ++n) {
-    line = trim(line);
+    line = trim_whitespace(line);
     if (!line.empty() && line[0] != '#') lines.emplace_back(n, line);
   }
   return lines;

@@ -460,15 +460,28 @@ void MediaInput::State::check_stream_count() {
          std::to_string(kMaxStreams) + " are refused (a camera or a recording has a handful)");
 }
 
-void MediaInput::State::check_audio_format(const AVCodecParameters* par) {
-  const int rate = par->sample_rate, channels = par->ch_layout.nb_channels;
+namespace {
+
+// Why audio of `rate` Hz and `channels` channels is refused ("" when it is not), the bounds of
+// media/input.h; `stated` says how: "its audio stream states" (at open), "its audio changed to"
+// (a format change mid-stream).
+std::string audio_format_problem(int rate, int channels, const std::string& stated) {
   if (rate < kMinAudioRate || rate > kMaxAudioRate)
-    fail("its audio stream states a sample rate of " + std::to_string(rate) + " Hz; rates from " +
-         std::to_string(kMinAudioRate) + " to " + std::to_string(kMaxAudioRate) +
-         " Hz are accepted");
+    return stated + " a sample rate of " + std::to_string(rate) + " Hz; rates from " +
+           std::to_string(kMinAudioRate) + " to " + std::to_string(kMaxAudioRate) +
+           " Hz are accepted";
   if (channels > kMaxAudioChannels)
-    fail("its audio stream states " + std::to_string(channels) + " channels; at most " +
-         std::to_string(kMaxAudioChannels) + " are accepted");
+    return stated + " " + std::to_string(channels) + " channels; at most " +
+           std::to_string(kMaxAudioChannels) + " are accepted";
+  return "";
+}
+
+}  // namespace
+
+void MediaInput::State::check_audio_format(const AVCodecParameters* par) {
+  const std::string problem =
+      audio_format_problem(par->sample_rate, par->ch_layout.nb_channels, "its audio stream states");
+  if (!problem.empty()) fail(problem);
 }
 
 void MediaInput::State::open_decoder(int stream, AVCodecContext*& dec) {
@@ -785,11 +798,11 @@ void MediaInput::State::configure_resampler(const AVFrame* f) {
   }
   flush_resampler();  // what the old configuration still holds belongs before the new samples
   // A stream may change its format mid-way: the new one is held to the same bounds.
-  if (f->sample_rate < kMinAudioRate || f->sample_rate > kMaxAudioRate ||
-      in_layout.nb_channels > kMaxAudioChannels) {
+  const std::string problem =
+      audio_format_problem(f->sample_rate, in_layout.nb_channels, "its audio changed to");
+  if (!problem.empty()) {
     av_channel_layout_uninit(&in_layout);
-    fail("its audio changed to " + std::to_string(f->sample_rate) + " Hz, " +
-         std::to_string(f->ch_layout.nb_channels) + " channels: outside the accepted formats");
+    fail(problem);
   }
   swr_free(&swr);
   av_channel_layout_uninit(&swr_in_layout);

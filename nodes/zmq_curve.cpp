@@ -77,8 +77,10 @@ std::set<std::string> read_allowed_clients(const std::string& path) {
   return keys;
 }
 
-ZapAuthenticator::ZapAuthenticator(zmq::context_t& context, std::set<std::string> allowed)
+ZapAuthenticator::ZapAuthenticator(zmq::context_t& context, std::set<std::string> allowed,
+                                   pipeline::Counter& denied)
     : allowed_(std::move(allowed)),
+      denied_(denied),
       socket_(std::make_unique<zmq::socket_t>(context, zmq::socket_type::rep)) {
   socket_->set(zmq::sockopt::linger, 0);
   try {
@@ -112,7 +114,7 @@ void ZapAuthenticator::run() {
     const std::string mechanism = parts[5].to_string();
     const bool ok =
         mechanism == "CURVE" && parts.size() >= 7 && allowed_.count(parts[6].to_string()) > 0;
-    (ok ? admitted_ : denied_)++;
+    if (!ok) denied_.inc();
     socket.send(zmq::str_buffer("1.0"), zmq::send_flags::sndmore);
     socket.send(parts[1], zmq::send_flags::sndmore);
     socket.send(zmq::buffer(std::string(ok ? "200" : "400")), zmq::send_flags::sndmore);

@@ -5,11 +5,12 @@
 // one that does not speak CURVE — receives nothing. Keys are Z85 text, as `zmq_curve_keypair`,
 // pyzmq's `zmq.curve_keypair()` and `rawflow keygen` write them.
 #include <atomic>
-#include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
+
+#include "pipeline/metrics.h"
 
 namespace zmq {
 class context_t;
@@ -39,23 +40,22 @@ std::set<std::string> read_allowed_clients(const std::string& path);
 
 // Answers ZAP requests on `context` (bound to inproc://zeromq.zap.01, which every socket of that
 // context with a ZAP domain asks): CURVE clients whose public key is in `allowed` are admitted,
-// every other request is denied. One per context.
+// every other request is denied and counted in `denied` (from the handler's thread). One per
+// context.
 class ZapAuthenticator {
  public:
-  ZapAuthenticator(zmq::context_t& context, std::set<std::string> allowed);
+  ZapAuthenticator(zmq::context_t& context, std::set<std::string> allowed,
+                   pipeline::Counter& denied);
   ~ZapAuthenticator();  // stops and joins
   ZapAuthenticator(const ZapAuthenticator&) = delete;
   ZapAuthenticator& operator=(const ZapAuthenticator&) = delete;
-
-  uint64_t admitted() const { return admitted_; }
-  uint64_t denied() const { return denied_; }
 
  private:
   void run();
   std::set<std::string> allowed_;
   std::unique_ptr<zmq::socket_t> socket_;  // the REP socket, used by the thread only
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> admitted_{0}, denied_{0};
+  pipeline::Counter& denied_;
   std::thread thread_;
 };
 

@@ -41,9 +41,7 @@ struct ZmqPublisher::Impl {
 
   std::unique_ptr<zmq::context_t> own_context;
   std::unique_ptr<ZapAuthenticator> zap;  // CURVE: admits the allowed subscribers
-  pipeline::Counter* denied = nullptr;    // subscribers refused by it (as of the last poll)
-  uint64_t denied_seen = 0;
-  zmq::socket_t socket;  // used by the sending thread only, once it runs
+  zmq::socket_t socket;                   // used by the sending thread only, once it runs
   std::string endpoint;
 
   std::mutex queue_mutex;
@@ -117,11 +115,6 @@ void ZmqPublisher::Impl::run() {
     } catch (const zmq::error_t&) {
       errors->inc();
     }
-    if (zap && zap->denied() > denied_seen) {
-      const uint64_t now = zap->denied();
-      denied->inc(static_cast<double>(now - denied_seen));
-      denied_seen = now;
-    }
     for (const Message& m : batch) send(m);
     batch.clear();
     // `closing` was read with the queue drained and publish() refuses new events after it.
@@ -165,10 +158,10 @@ ZmqPublisher::ZmqPublisher(ZmqPublisherOptions options, pipeline::MetricsRegistr
       throw std::invalid_argument(where + "CURVE needs bind: the publisher is the CURVE server");
     secret = read_curve_key_file(d.options.curve_secret_key_file, "CURVE secret key");
     d.zap = std::make_unique<ZapAuthenticator>(
-        *context, read_allowed_clients(d.options.curve_allowed_clients_file));
-    d.denied = &metrics->counter("rawflow_zmq_subscribers_denied_total",
-                                 "Subscribers the ZeroMQ output's CURVE authentication refused "
-                                 "(key not allowed, or no CURVE at all).");
+        *context, read_allowed_clients(d.options.curve_allowed_clients_file),
+        metrics->counter("rawflow_zmq_subscribers_denied_total",
+                         "Subscribers the ZeroMQ output's CURVE authentication refused (key not "
+                         "allowed, or no CURVE at all)."));
   }
   try {
     d.socket = zmq::socket_t(*context, zmq::socket_type::xpub);

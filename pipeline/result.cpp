@@ -20,7 +20,7 @@ OrderedJson stats_object(const ResultEvent& e) {
   OrderedJson stats;
   try {
     stats = OrderedJson::parse(e.stats_json);
-  } catch (const nlohmann::json::parse_error& err) {
+  } catch (const nlohmann::json::exception& err) {  // parse_error, or out_of_range for `1e506`
     throw std::invalid_argument("result event of stream '" + e.stream +
                                 "': stats_json is not valid JSON: " + err.what());
   }

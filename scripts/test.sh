@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything for the test suite on a fresh Debian 12 machine: installs dependencies, builds, runs
 # every test (unit, parity against llama.cpp, end to end), then builds again with AddressSanitizer
-# + UndefinedBehaviorSanitizer + LeakSanitizer and runs the suite under them, and with
-# ThreadSanitizer for the pipeline's threaded tests.
+# + UndefinedBehaviorSanitizer + LeakSanitizer and runs the suite under them, fuzzes each parser
+# for 30 s, and runs the pipeline's threaded tests with ThreadSanitizer.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/setup.sh"
@@ -23,6 +23,10 @@ if [ "${RAWFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
   # suppression: none was needed (docs/reliability.md).
   (cd "$here/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure --timeout 1800 -E 'train_test_(smoke_training|accuracy)')
+
+  # The fuzz targets (fuzz/, clang + libFuzzer + ASan/UBSan), 30 s each on the seeds made by
+  # rawflow's own writers; their committed findings were replayed above (test_fuzz_regressions).
+  RAWFLOW_BIN=$here/build/rawflow "$here/fuzz/run.sh" --seconds 30
 
   # ThreadSanitizer on the pipeline's threads: the node bodies, the scheduler stepped by its own
   # thread while others submit, the graph with sources, the sinks' threads, ZeroMQ and /metrics.

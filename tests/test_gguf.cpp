@@ -531,6 +531,11 @@ BOOST_AUTO_TEST_CASE(bad_metadata) {
     write_bytes(path, b);
     BOOST_CHECK_EXCEPTION(GgufFile::open(path), ModelFileError,
                           msg_has(path, {"general.alignment = 48 is not a power of two"}));
+    // Below 8 (the format's minimum) floats could be misaligned (fuzz/regressions/gguf_model).
+    patch<uint32_t>(b, v, 2);
+    write_bytes(path, b);
+    BOOST_CHECK_EXCEPTION(GgufFile::open(path), ModelFileError,
+                          msg_has(path, {"general.alignment = 2 is not a power of two in [8"}));
   }
 }
 

@@ -50,8 +50,11 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 
 void write_text(const std::string& path, const json& j) { write_bytes(path, j.dump(2)); }
 
-// A safetensors file built by hand from the format description: LE u64 length, JSON, data.
-std::string hand_built(const std::string& header_json, const std::string& data) {
+// A safetensors file built by hand from the format description: LE u64 length, JSON padded with
+// spaces so that the data starts on 8 bytes (as the writers do; `pad` false leaves it as it is),
+// data.
+std::string hand_built(std::string header_json, const std::string& data, bool pad = true) {
+  if (pad) header_json.append((8 - header_json.size() % 8) % 8, ' ');
   std::string out(8, '\0');
   uint64_t n = header_json.size();
   for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>(n >> (8 * i));
@@ -131,9 +134,12 @@ BOOST_AUTO_TEST_CASE(writer_round_trip_keeps_dtypes_bytes_and_reverses_shapes) {
   check("w.empty", DType::F32, {5, 0}, {});
   BOOST_CHECK(f->torch_shape(*f->find("w.f32")) == (std::vector<int64_t>{2, 2, 3}));
   BOOST_CHECK(f->find("nope") == nullptr);
-  // Data-offset order is the order of addition.
-  BOOST_CHECK_EQUAL(f->tensors()[0].name, "w.bf16");
-  BOOST_CHECK_EQUAL(f->tensors()[2].name, "w.f32");
+  // Data-offset order: widest elements first, then the order of addition (Hugging Face's layout,
+  // which keeps every tensor on its element size).
+  auto at = [&](const char* name) { return static_cast<const uint8_t*>(f->find(name)->data); };
+  BOOST_CHECK(at("w.f32") < at("w.scalar"));
+  BOOST_CHECK(at("w.scalar") < at("w.bf16"));
+  BOOST_CHECK(at("w.bf16") < at("w.f16"));
 }
 
 BOOST_AUTO_TEST_CASE(writer_output_matches_the_format_byte_for_byte) {
@@ -161,7 +167,7 @@ BOOST_AUTO_TEST_CASE(reader_reads_a_hand_built_file) {
       R"("a":{"dtype":"F32","shape":[1,3],"data_offsets":[0,12]},"__metadata__":{"n":5}})";
   const std::string data =
       floats_bytes({1.0f, 2.0f, 3.0f}) + std::string("\x80\x3f\x00\x40\x40\x40", 6);
-  write_bytes(tmp.path("h.safetensors"), hand_built(header, data));
+  write_bytes(tmp.path("h.safetensors"), hand_built(header, data, /*pad=*/false));
   auto f = SafetensorsFile::open(tmp.path("h.safetensors"));
   BOOST_CHECK_EQUAL(f->metadata().at("n"), "5");
   BOOST_REQUIRE_EQUAL(f->tensors().size(), 2u);
@@ -232,6 +238,9 @@ BOOST_AUTO_TEST_CASE(bad_files_are_refused_with_a_clear_message) {
   check("offsets.safetensors",
         hand_built(R"({"x":{"dtype":"F32","shape":[6],"data_offsets":[0]}})", data),
         {"tensor `x`", "data_offsets"});
+  // Floats are read in place: data off its element size is refused (fuzz/regressions).
+  check("misaligned.safetensors", hand_built("{" + tensor("x", "F32", "[5]", 2, 22) + "}", data),
+        {"tensor `x`", "is not aligned to its 4-byte elements"});
   BOOST_CHECK(model_error([&] {
                 SafetensorsFile::open(tmp.path("absent.safetensors"));
               }).find("cannot open") != std::string::npos);

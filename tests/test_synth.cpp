@@ -144,7 +144,7 @@ BOOST_AUTO_TEST_CASE(unknown_preset_lists_valid_names) {
   } catch (const EngineError& e) {
     const std::string m = e.what();
     BOOST_TEST(m.find("huge") != std::string::npos);
-    BOOST_TEST(m.find("tiny, geometry, 12b-2l") != std::string::npos);
+    BOOST_TEST(m.find("tiny, geometry, 12b-2l, micro") != std::string::npos);
   }
 }
 

@@ -92,7 +92,7 @@ json load_index(const fs::path& path) {
   if (!in) throw ModelFileError(path.string() + ": cannot open");
   try {
     return json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for `1e506`
     throw ModelFileError(path.string() + ": not valid JSON: " + e.what());
   }
 }

@@ -96,7 +96,7 @@ void SafetensorsFile::parse_header() {
   json header;
   try {
     header = json::parse(base_ + 8, base_ + data_offset_);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for `1e506`
     throw ModelFileError(path_ + ": header is not valid JSON: " + e.what());
   }
   if (!header.is_object()) throw ModelFileError(path_ + ": header is not a JSON object");
@@ -149,6 +149,12 @@ void SafetensorsFile::parse_header() {
                            (expected ? std::to_string(*expected) : std::string("too many")) +
                            " bytes but data_offsets span " + std::to_string(end - begin));
     }
+    // The data is read in place as floats: it must sit on its element size (the writers pad the
+    // header to 8 bytes for this), or the kernels would read misaligned values.
+    if (end > begin && (data_offset_ + begin) % elem_bytes(*dtype) != 0)
+      throw ModelFileError(where + ": data at byte " + std::to_string(data_offset_ + begin) +
+                           " is not aligned to its " + std::to_string(elem_bytes(*dtype)) +
+                           "-byte elements");
     TensorRef t;
     t.name = name;
     t.dtype = *dtype;
@@ -212,8 +218,16 @@ void SafetensorsWriter::add_tensor(const std::string& name, DType dtype, std::ve
 void SafetensorsWriter::write(const std::string& path) const {
   json header = json::object();
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
+  // Data in order of element size, widest first (then as added), as Hugging Face's writer lays it
+  // out: every tensor then starts on its element size, which the reader requires.
+  std::vector<size_t> order(tensors_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return elem_bytes(tensors_[a].dtype) > elem_bytes(tensors_[b].dtype);
+  });
   uint64_t offset = 0;
-  for (const auto& t : tensors_) {
+  for (const size_t i : order) {
+    const auto& t = tensors_[i];
     header[t.name] = {{"dtype", std::string(safetensors_dtype_name(t.dtype))},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + t.bytes.size()}}};
@@ -229,9 +243,9 @@ void SafetensorsWriter::write(const std::string& path) const {
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
   out.write(reinterpret_cast<const char*>(len), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& t : tensors_)
-    out.write(reinterpret_cast<const char*>(t.bytes.data()),
-              static_cast<std::streamsize>(t.bytes.size()));
+  for (const size_t i : order)
+    out.write(reinterpret_cast<const char*>(tensors_[i].bytes.data()),
+              static_cast<std::streamsize>(tensors_[i].bytes.size()));
   out.close();
   if (!out) throw ModelFileError(path + ": write failed: " + std::strerror(errno));
 }

@@ -21,7 +21,7 @@ nlohmann::json load_json_file(const std::string& path) {
   if (!in) throw ModelFileError(path + ": cannot open");
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for `1e506`
     throw ModelFileError(path + ": not valid JSON: " + e.what());
   }
 }

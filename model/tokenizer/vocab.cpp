@@ -30,6 +30,29 @@ std::string merge_string(const std::string& path, const std::string& left,
   return left + " " + right;
 }
 
+// tokenizer.json's optional string and boolean keys: a key of another type is the file's error,
+// named, rather than the JSON library's type_error escaping.
+std::string json_string_or(const std::string& path, const nlohmann::json& obj, const char* where,
+                           const char* key, std::string def) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return def;
+  if (!it->is_string()) throw ModelFileError(path + ": `" + where + key + "` is not a string");
+  return it->get<std::string>();
+}
+
+bool json_bool_or(const std::string& path, const nlohmann::json& obj, const char* where,
+                  const char* key, bool def) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return def;
+  if (!it->is_boolean()) throw ModelFileError(path + ": `" + where + key + "` is not a boolean");
+  return it->get<bool>();
+}
+
+int64_t json_id(const std::string& path, const nlohmann::json& id, const std::string& where) {
+  if (!id.is_number_integer()) throw ModelFileError(path + ": " + where + " is not an integer id");
+  return id.get<int64_t>();
+}
+
 int32_t id_or(const Vocab& v, const char* piece, int32_t def) {
   int32_t id = v.find(piece);
   return id >= 0 ? id : def;
@@ -125,7 +148,7 @@ Vocab Vocab::from_tokenizer_json(const std::string& path) {
   if (!j.contains("model") || !j["model"].is_object())
     throw ModelFileError(path + ": key `model` is missing");
   const auto& m = j["model"];
-  if (m.value("type", std::string()) != "BPE")
+  if (json_string_or(path, m, "model.", "type", "") != "BPE")
     throw ModelFileError(path + ": key `model.type` is not \"BPE\"");
   if (!m.contains("vocab") || !m["vocab"].is_object())
     throw ModelFileError(path + ": key `model.vocab` is missing or not an object");
@@ -148,15 +171,22 @@ Vocab Vocab::from_tokenizer_json(const std::string& path) {
     tokens[id] = s;
     present[id] = 1;
   };
-  for (const auto& [piece, id] : m["vocab"].items()) put(id.get<int64_t>(), piece, "model.vocab");
+  for (const auto& [piece, id] : m["vocab"].items())
+    put(json_id(path, id, "the id of `" + piece + "` in model.vocab"), piece, "model.vocab");
   const size_t n_model = tokens.size();
 
   std::vector<std::pair<int64_t, bool>> added;  // id, special
-  if (j.contains("added_tokens")) {
+  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
+    if (!j["added_tokens"].is_array())
+      throw ModelFileError(path + ": key `added_tokens` is not an array");
     for (const auto& a : j["added_tokens"]) {
-      const int64_t id = a.at("id").get<int64_t>();
-      put(id, a.at("content").get<std::string>(), "added_tokens");
-      added.emplace_back(id, a.value("special", false));
+      const std::string where = "added_tokens[" + std::to_string(added.size()) + "]";
+      if (!a.is_object() || !a.contains("content") || !a["content"].is_string())
+        throw ModelFileError(path + ": " + where + " has no string `content`");
+      const int64_t id =
+          json_id(path, a.contains("id") ? a["id"] : nlohmann::json(), where + ".id");
+      put(id, a["content"].get<std::string>(), "added_tokens");
+      added.emplace_back(id, json_bool_or(path, a, "added_tokens[].", "special", false));
     }
   }
   for (size_t i = 0; i < tokens.size(); ++i)
@@ -206,7 +236,7 @@ Vocab Vocab::from_tokenizer_json(const std::string& path) {
   v.bos_id = id_or(v, "<bos>", v.bos_id);
   v.eos_id = id_or(v, "<eos>", v.eos_id);
   v.pad_id = id_or(v, "<pad>", v.pad_id);
-  v.unk_id = id_or(v, m.value("unk_token", std::string("<unk>")).c_str(), v.unk_id);
+  v.unk_id = id_or(v, json_string_or(path, m, "model.", "unk_token", "<unk>").c_str(), v.unk_id);
   v.mask_id = id_or(v, "<mask>", v.mask_id);
   // Gemma 4 ends a turn with `<turn|>`; Gemma 3 vocabularies (used in tests) with `<end_of_turn>`.
   v.eot_id = id_or(v, "<turn|>", id_or(v, "<end_of_turn>", -1));

@@ -26,7 +26,10 @@ void declare_media_command_options(Args& a) {
               "projector: GGUF mmproj file (default: the model's directory when it is a Hugging "
               "Face checkpoint)")
       .option("--budget", "", "soft tokens per image: 70, 140, 280, 560 or 1120", "280")
-      .option("--frames", "", "video frames sampled per clip (spec §3.6)", "32");
+      .option("--frames", "", "video frames sampled per clip (spec §3.6)", "32")
+      .option("--max-pixels", "",
+              "refuse pictures with more pixels, before decoding them (at most the default)",
+              std::to_string(media::kMaxPicturePixels));
   declare_generation_options(a);
   declare_engine_options(a);
 }
@@ -46,6 +49,10 @@ MediaPrompt::MediaPrompt(const Args& a, const std::string& model_path, int64_t m
                      ": not one of 70, 140, 280, 560, 1120");
   frames_ = static_cast<int>(a.get_int("--frames"));
   if (frames_ < 1) throw UsageError("--frames must be at least 1");
+  max_pixels_ = a.get_int("--max-pixels");
+  if (max_pixels_ < 1 || max_pixels_ > media::kMaxPicturePixels)
+    throw UsageError("--max-pixels " + std::to_string(max_pixels_) + ": not in [1, " +
+                     std::to_string(media::kMaxPicturePixels) + "]");
   mm_ = Gemma4Mmproj::open(path);
   if (mm_->out_dim() != model_hidden)
     throw UsageError("the projector `" + path + "` makes " + std::to_string(mm_->out_dim()) +
@@ -66,7 +73,7 @@ const Gemma4AudioEmbedder& MediaPrompt::audio() {
 void MediaPrompt::add_image(const std::string& path) {
   const Gemma4VisionEmbedder& v = vision();  // built (weights widened) before the clock starts
   auto t = std::chrono::steady_clock::now();
-  const media::RgbImage img = media::decode_image(path);
+  const media::RgbImage img = media::decode_image(path, max_pixels_);
   const double decode_ms = ms_since(t);
   t = std::chrono::steady_clock::now();
   const media::PreparedImage prepared = media::prepare_image(img, budget_, v.patch_order());
@@ -102,7 +109,7 @@ void MediaPrompt::add_video(const std::string& path) {
   const auto t0 = std::chrono::steady_clock::now();
   media::VideoSampling vs;
   vs.num_frames = frames_;
-  const auto frames = media::decode_video_frames(path, vs);
+  const auto frames = media::decode_video_frames(path, vs, max_pixels_);
   const int64_t rows = turn_.add_video(vision(), frames, media::kDefaultVideoFrameBudget);
   std::fprintf(stderr, "video %s: %zu frames, %lld soft tokens, %.0f ms\n", path.c_str(),
                frames.size(), static_cast<long long>(rows), ms_since(t0));

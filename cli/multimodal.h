@@ -45,6 +45,7 @@ class MediaPrompt {
   std::unique_ptr<Gemma4AudioEmbedder> audio_;
   int budget_ = 280;
   int frames_ = 32;
+  int64_t max_pixels_ = 0;  // --max-pixels
   media::MediaTurn turn_;
 };
 

@@ -43,10 +43,12 @@ InputOptions only(bool video, bool audio) {
 }
 
 // Decodes the whole video stream, converting only the frames `keep` accepts.
-std::vector<VideoFrame> read_video(const std::string& path, std::function<bool(int64_t)> keep,
-                                   int64_t* decoded_frames, double* video_fps) {
+std::vector<VideoFrame> read_video(const std::string& path, int64_t max_pixels,
+                                   std::function<bool(int64_t)> keep, int64_t* decoded_frames,
+                                   double* video_fps) {
   InputOptions o = only(true, false);
   o.keep_video_frame = std::move(keep);
+  o.max_picture_pixels = max_pixels;
   MediaInput in(path, o);
   if (!in.has_video())
     throw MediaError(redact_url(path) + ": no video stream (streams: " + streams_of(in) + ")");
@@ -67,8 +69,10 @@ std::vector<VideoFrame> read_video(const std::string& path, std::function<bool(i
 
 }  // namespace
 
-RgbImage decode_image(const std::string& path) {
-  MediaInput in(path, only(true, false));
+RgbImage decode_image(const std::string& path, int64_t max_pixels) {
+  InputOptions o = only(true, false);
+  o.max_picture_pixels = max_pixels;
+  MediaInput in(path, o);
   if (!in.has_video())
     throw MediaError(redact_url(path) + ": no image or video stream (streams: " + streams_of(in) +
                      ")");
@@ -107,14 +111,14 @@ AudioClip decode_audio(const std::string& path) {
   return clip;
 }
 
-std::vector<TimedImage> decode_video_frames(const std::string& path,
-                                            const VideoSampling& sampling) {
+std::vector<TimedImage> decode_video_frames(const std::string& path, const VideoSampling& sampling,
+                                            int64_t max_pixels) {
   // F is only known once the stream has been decoded to its end (container counts are unreliable),
   // so a first pass counts frames without converting them and a second converts the chosen ones.
   int64_t decoded = 0;
   double video_fps = 0;
   read_video(
-      path, [](int64_t) { return false; }, &decoded, &video_fps);
+      path, max_pixels, [](int64_t) { return false; }, &decoded, &video_fps);
   if (video_fps <= 0) video_fps = kAssumedVideoFps;
 
   std::vector<int64_t> indices;
@@ -133,7 +137,8 @@ std::vector<TimedImage> decode_video_frames(const std::string& path,
   int64_t decoded_again = 0;
   double fps_again = 0;
   std::vector<VideoFrame> frames = read_video(
-      path, [&](int64_t i) { return std::binary_search(indices.begin(), indices.end(), i); },
+      path, max_pixels,
+      [&](int64_t i) { return std::binary_search(indices.begin(), indices.end(), i); },
       &decoded_again, &fps_again);
   if (decoded_again != decoded || frames.size() != indices.size()) {
     throw MediaError(redact_url(path) + ": decoding is not repeatable (" + std::to_string(decoded) +

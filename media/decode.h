@@ -13,8 +13,9 @@
 namespace rawflow::media {
 
 // A still image, or the first frame of a video, as RGB24: alpha dropped, grey replicated, YUV
-// converted with the stream's matrix and range (BT.601 when unstated).
-RgbImage decode_image(const std::string& path);
+// converted with the stream's matrix and range (BT.601 when unstated). Pictures above
+// `max_pixels` are refused before they are allocated (InputOptions::max_picture_pixels).
+RgbImage decode_image(const std::string& path, int64_t max_pixels = kMaxPicturePixels);
 
 // The whole best audio stream as 16 kHz mono float (standard downmix to unity gain, the resampler
 // flushed at the end). start_seconds is the media time of the first sample. A stream longer than
@@ -37,7 +38,8 @@ struct TimedImage {
 // Frames floor(k·F/n), k = 0…n−1, of the F decoded frames of the best video stream (spec §3.6);
 // video_fps is the stream's average rate, 24 when unknown. Throws if F < n.
 std::vector<TimedImage> decode_video_frames(const std::string& path,
-                                            const VideoSampling& sampling = {});
+                                            const VideoSampling& sampling = {},
+                                            int64_t max_pixels = kMaxPicturePixels);
 
 // Container and streams as the demuxer sees them (nothing is decoded beyond the probe).
 MediaInfo probe_media(const std::string& path);

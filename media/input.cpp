@@ -57,7 +57,8 @@ bool is_rtsp(const std::string& url) {
 struct ContextNotes {
   std::mutex mutex;
   std::string last_error;
-  std::string refused_picture;  // set by checked_get_buffer
+  std::string refused_picture;                     // set by checked_get_buffer
+  int64_t max_picture_pixels = kMaxPicturePixels;  // InputOptions', for checked_get_buffer
 };
 
 std::mutex g_notes_mutex;
@@ -157,20 +158,25 @@ const char* media_kind(AVMediaType t) {
 
 double rational_or_zero(AVRational r) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : 0.0; }
 
-std::string picture_limit_violation(int64_t w, int64_t h) {
-  if (w <= kMaxPictureSide && h <= kMaxPictureSide && w * h <= kMaxPicturePixels) return {};
+std::string picture_limit_violation(int64_t w, int64_t h, int64_t max_pixels) {
+  if (w <= kMaxPictureSide && h <= kMaxPictureSide && w * h <= max_pixels) return {};
   return "picture is " + std::to_string(w) + "x" + std::to_string(h) +
          " pixels; refusing sides above " + std::to_string(kMaxPictureSide) + " px or more than " +
-         std::to_string(kMaxPicturePixels) + " pixels";
+         std::to_string(max_pixels) + " pixels";
 }
+
+// FFmpeg's own pixel check (its decoders and probe) counts the stride-aligned width (rounded up to
+// 64 here), so at rawflow's exact limit it would refuse pictures rawflow accepts, and with a vaguer
+// message. It gets twice the limit, as a backstop; the exact check is ours, before any allocation.
+int64_t ffmpeg_max_pixels(int64_t limit) { return 2 * limit; }
 
 // Refuses oversized pictures before the decoder allocates them: pictures whose size only the
 // decoder learns (single-image files) and frames that grow mid-stream.
 int checked_get_buffer(AVCodecContext* c, AVFrame* f, int flags) {
   if (c->codec_type == AVMEDIA_TYPE_VIDEO) {
-    std::string refused = picture_limit_violation(f->width, f->height);
+    auto* notes = static_cast<ContextNotes*>(c->opaque);
+    std::string refused = picture_limit_violation(f->width, f->height, notes->max_picture_pixels);
     if (!refused.empty()) {
-      auto* notes = static_cast<ContextNotes*>(c->opaque);
       std::lock_guard<std::mutex> lock(notes->mutex);
       notes->refused_picture = std::move(refused);
       return AVERROR(ERANGE);
@@ -493,7 +499,7 @@ void MediaInput::State::open_decoder(int stream, AVCodecContext*& dec) {
   if (avcodec_parameters_to_context(dec, st->codecpar) < 0) fail("cannot configure the decoder");
   dec->pkt_timebase = st->time_base;
   dec->opaque = &log;
-  dec->max_pixels = kMaxPicturePixels;
+  dec->max_pixels = ffmpeg_max_pixels(options.max_picture_pixels);
   dec->get_buffer2 = checked_get_buffer;
 #if LIBAVCODEC_VERSION_MAJOR < 60
   // checked_get_buffer is thread-safe; FFmpeg < 6 warns about frame threads unless told so.
@@ -519,6 +525,7 @@ void MediaInput::State::open() {
   }
   check_local_file();
   watchdog.cancel = options.cancel;
+  log.max_picture_pixels = options.max_picture_pixels;
 
   ic = avformat_alloc_context();
   if (!ic) fail("out of memory allocating the demuxer");
@@ -558,8 +565,8 @@ void MediaInput::State::open() {
       if (st->codecpar->codec_type != AVMEDIA_TYPE_VIDEO ||
           (st->disposition & AV_DISPOSITION_ATTACHED_PIC))
         continue;
-      const std::string refused =
-          picture_limit_violation(st->codecpar->width, st->codecpar->height);
+      const std::string refused = picture_limit_violation(st->codecpar->width, st->codecpar->height,
+                                                          options.max_picture_pixels);
       if (!refused.empty()) fail(refused);
     }
   }
@@ -570,7 +577,8 @@ void MediaInput::State::open() {
   single_picture = is_single_picture_format(ic->iformat);
   if (!(options.want_video && single_picture)) {
     std::vector<AVDictionary*> probe_opts(ic->nb_streams, nullptr);
-    for (AVDictionary*& d : probe_opts) av_dict_set_int(&d, "max_pixels", kMaxPicturePixels, 0);
+    for (AVDictionary*& d : probe_opts)
+      av_dict_set_int(&d, "max_pixels", ffmpeg_max_pixels(options.max_picture_pixels), 0);
     r = avformat_find_stream_info(ic, probe_opts.data());
     for (AVDictionary*& d : probe_opts) av_dict_free(&d);
     // An interrupted probe may still return success with what it had: the watchdog, which stays
@@ -588,7 +596,8 @@ void MediaInput::State::open() {
 
   if (video_stream >= 0) {
     const AVCodecParameters* par = ic->streams[video_stream]->codecpar;
-    const std::string refused = picture_limit_violation(par->width, par->height);
+    const std::string refused =
+        picture_limit_violation(par->width, par->height, options.max_picture_pixels);
     if (!refused.empty()) fail(refused);
     open_decoder(video_stream, video_dec);
   }
@@ -747,7 +756,8 @@ void MediaInput::State::on_video_frame(const AVFrame* f) {
 }
 
 RgbImage MediaInput::State::to_rgb(const AVFrame* f) {
-  const std::string refused = picture_limit_violation(f->width, f->height);
+  const std::string refused =
+      picture_limit_violation(f->width, f->height, options.max_picture_pixels);
   if (!refused.empty()) fail(refused);
   const auto [format, full_range, yuv] = sws_source(f);
   const int flags = (yuv && !single_picture) ? kFastSwsFlags : kExactSwsFlags;

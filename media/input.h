@@ -18,7 +18,8 @@
 namespace rawflow::media {
 
 // Larger pictures are refused before rawflow allocates them (FFmpeg's own probe is bounded by the
-// same pixel count).
+// same pixel count). The pixel count is the default of InputOptions::max_picture_pixels, which a
+// configuration may lower (`video.max_pixels`, `--max-pixels`).
 inline constexpr int kMaxPictureSide = 16384;
 inline constexpr int64_t kMaxPicturePixels = int64_t{1} << 28;
 // An input with more streams is refused before FFmpeg probes them (each probed stream holds a
@@ -36,6 +37,9 @@ struct InputOptions {
   std::string rtsp_transport = "tcp";  // "tcp" or "udp"; used for rtsp:// and rtsps:// only
   double open_timeout_s = 10;          // watchdog budget for connect + probe (open)
   double read_timeout_s = 3;           // watchdog budget for one packet to arrive (reading)
+  // Pictures with more pixels (or a side above kMaxPictureSide) are refused before they are
+  // allocated: at open when the container states the size, else when the decoder learns it.
+  int64_t max_picture_pixels = kMaxPicturePixels;
   double video_min_interval_s = 0;  // frames closer than this (pts) to the last converted one are
                                     // decoded but not converted to RGB and not reported
   // When set, only frames whose decode index it accepts are converted and reported.

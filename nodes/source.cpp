@@ -148,6 +148,7 @@ bool Source::read_connection() {
   opt.rtsp_transport = cfg_.rtsp_transport == rawflow::RtspTransport::Udp ? "udp" : "tcp";
   opt.open_timeout_s = cfg_.watchdog.open_timeout_s;
   opt.read_timeout_s = cfg_.watchdog.read_timeout_s;
+  opt.max_picture_pixels = cfg_.video.max_pixels;
   opt.video_min_interval_s = sample_fps_ > 0 ? 1.0 / sample_fps_ : 0;
   opt.cancel = &stop_;
   media::MediaInput in(cfg_.url, opt);

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "media/input.h"
 #include "model/gemma4/sampler.h"
 
 namespace rawflow {
@@ -59,6 +60,8 @@ struct VideoInput {
   // rate that serves the stream's tasks (max of frames_per_request / interval_s); 0 when no task
   // of the stream uses video.
   double sample_fps = 0.0;
+  // Pictures with more pixels are refused before they are decoded. The default is also the most.
+  int64_t max_pixels = media::kMaxPicturePixels;
 };
 
 struct AudioInput {

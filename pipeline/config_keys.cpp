@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "media/input.h"
+
 namespace rawflow {
 namespace {
 
@@ -49,6 +51,7 @@ const FieldTable<Watchdog> kWatchdog = {{
 const FieldTable<VideoInput> kVideo = {{
     boolean("enabled", &VideoInput::enabled),
     number("sample_fps", &VideoInput::sample_fps, {0, 240}),  // 0 = auto, resolved in config.cpp
+    integer("max_pixels", &VideoInput::max_pixels, 1, media::kMaxPicturePixels),
 }};
 
 const FieldTable<AudioInput> kAudio = {{

@@ -130,6 +130,8 @@ const std::vector<BadCase> kBadConfigs = {
     {edited(3, 1, "    url: clip.mkv\n    video:\n      sample_fps: 0.05"),
      "t.yaml:5:19: streams[0].video.sample_fps: 0.05 frames per second is too few for task "
      "'scene' (1 frame(s) every 10 s); use at least 0.1"},
+    {edited(3, 1, "    url: clip.mkv\n    video: {max_pixels: 0}"),
+     "t.yaml:4:25: streams[0].video.max_pixels: 0 is out of range [1, 268435456]"},
     {edited(3, 1, "    url: rtsp://cam/1\n    reconnect: {initial_delay_s: 60}"),
      "t.yaml:4:16: streams[0].reconnect.max_delay_s: 30 is smaller than initial_delay_s 60"},
     {edited(7, 1, "    window_s: 10\n    sampling:\n      temperature: 0.7"),
@@ -205,6 +207,7 @@ BOOST_AUTO_TEST_CASE(defaults_are_filled_in) {
   BOOST_TEST(s.watchdog.read_timeout_s == 3.0);
   BOOST_TEST(s.video.enabled);
   BOOST_TEST(s.video.sample_fps == 0.1);  // describe: 1 frame per 10 s
+  BOOST_TEST(s.video.max_pixels == int64_t{1} << 28);
   BOOST_TEST(s.audio.enabled);
   BOOST_TEST(s.queue.max_pending_requests == 4);
   BOOST_TEST((s.queue.overflow == Overflow::Block));  // files never drop

@@ -501,6 +501,25 @@ BOOST_AUTO_TEST_CASE(huge_pictures_are_refused) {
   BOOST_CHECK_LT(peak - rss_before, 200 * 1024);
 }
 
+BOOST_AUTO_TEST_CASE(a_lower_pixel_limit_is_obeyed_by_pictures_and_video) {
+  // 400×300 = 120000 pixels: decoded under the default, refused under a limit of 100000 — a PNG
+  // (size learnt by the decoder) and an H.264 stream (size stated by the container, refused at
+  // open) alike.
+  const std::string png = media_path("limit_400x300.png");
+  ffmpeg("-f lavfi -i color=c=blue:s=400x300 -frames:v 1 " + png);
+  BOOST_CHECK_EQUAL(decode_image(png).width, 400);
+  BOOST_CHECK_EQUAL(decode_image(png, 120000).width, 400);
+  expect_media_error([&] { decode_image(png, 100000); }, png, "more than 100000 pixels");
+  const std::string video = media_path("limit_400x300.mp4");
+  ffmpeg("-f lavfi -i testsrc=s=400x300:r=25:d=0.4 -c:v libx264 -preset veryfast " + video);
+  BOOST_CHECK_EQUAL(decode_video_frames(video, {.num_frames = 2}).size(), 2u);
+  expect_media_error([&] { decode_video_frames(video, {.num_frames = 2}, 100000); }, video,
+                     "more than 100000 pixels");
+  InputOptions o;
+  o.max_picture_pixels = 100000;
+  expect_media_error([&] { MediaInput in(video, o); }, video, "400x300");
+}
+
 // ---- MediaInput on a file
 
 namespace {

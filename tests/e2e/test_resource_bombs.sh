@@ -2,7 +2,7 @@
 # Inputs built to exhaust memory are refused with one clear message before rawflow allocates for
 # them, and its peak RSS stays under a stated bound (measured with getrusage on the child):
 #   GGUF: 2^40 tensors, a tensor of 2^60 elements, a 4 GiB string, a tensor past the end;
-#   a PNG of 60000 x 60000; WAVs at 0, 1 and 10^9 Hz and with 65535 channels; an MKV with 300
+#   a PNG of 60000 x 60000, and pictures over a lowered pixel limit; WAVs at 0, 1 and 10^9 Hz and with 65535 channels; an MKV with 300
 #   tracks; audio longer than a one-shot command takes; a 5 MiB "config" and /dev/zero.
 # Bound: 160 MB (rawflow with the tiny model loaded peaks at 40-90 MB here); the long audio is
 # decoded up to its limit first, so its bound is 400 MB (230 MB of samples at the limit; 297 MB
@@ -14,6 +14,20 @@ rm -rf "$work" && mkdir -p "$work"
 RAWFLOW_BIN=$RAWFLOW_BIN "$RAWFLOW_SOURCE_DIR/scripts/make_demo_media.sh" "$work" >/dev/null
 maps=(); for _ in $(seq 300); do maps+=(-map 0:a); done
 ffmpeg -nostdin -loglevel error -y -f lavfi -i sine=duration=1 "${maps[@]}" -c:a aac "$work/tracks300.mkv"
+# A lowered pixel limit (video.max_pixels, --max-pixels): 400x300 = 120000 pixels against 100000.
+ffmpeg -nostdin -loglevel error -y -f lavfi -i color=c=blue:s=400x300 -frames:v 1 "$work/pic400x300.png"
+ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc=s=400x300:r=25:d=2 -c:v libx264 \
+  -preset veryfast "$work/video400x300.mp4"
+cat >"$work/limit.yaml" <<YAML
+version: 1
+streams:
+  - {name: cam, url: $work/video400x300.mp4, video: {max_pixels: 100000}}
+tasks:
+  - {name: scene, kind: describe, interval_s: 1, image_budget: 70, max_new_tokens: 2}
+engine: {model: $work/tiny.gguf, mmproj: $work/tiny-mmproj.gguf}
+outputs:
+  jsonl: {path: $work/limit.jsonl}
+YAML
 /usr/bin/python3 - "$RAWFLOW_BIN" "$work" <<'PY'
 import os, resource, struct, subprocess, sys, zlib
 rawflow, work = sys.argv[1:]
@@ -51,6 +65,9 @@ cases = [  # (what, command, words the message must hold, bound MB)
     ("4 GiB string", ["inspect", path("string.gguf")], ["string"], 160),
     ("tensor past the end", ["inspect", path("pastend.gguf")], ["pastend.gguf"], 160),
     ("60000 x 60000 PNG", ["describe"] + model + [path("huge.png")], ["huge.png", "Invalid image size"], 160),
+    ("PNG over --max-pixels", ["describe"] + model + ["--max-pixels", "100000", path("pic400x300.png")],
+     ["pic400x300.png", "more than 100000 pixels"], 160),
+    ("video over video.max_pixels", ["run", path("limit.yaml")], ["400x300", "more than 100000 pixels"], 160),
     ("WAV at 0 Hz", ["transcribe"] + model + [path("rate0.wav")], ["rate0.wav"], 160),
     ("WAV at 1 Hz", ["transcribe"] + model + [path("rate1.wav")], ["1 Hz"], 160),
     ("WAV at 10^9 Hz", ["transcribe"] + model + [path("rate1000000000.wav")], ["1000000000 Hz"], 160),

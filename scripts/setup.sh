@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
-  build-essential cmake ninja-build pkg-config clang-format clang
+  build-essential cmake ninja-build pkg-config clang-format clang curl
   libtbb-dev libdnnl-dev ocl-icd-opencl-dev
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
   libzmq3-dev cppzmq-dev libyaml-cpp-dev libboost-test-dev nlohmann-json3-dev libcpp-httplib-dev

@@ -5,17 +5,19 @@
 # for 30 s, and runs the pipeline's threaded tests with ThreadSanitizer.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# Each phase's heading carries the minutes since the start, so a slow CI run shows where it went.
+phase() { echo "== $1 (at $((SECONDS / 60)) min $((SECONDS % 60)) s)"; }
 "$here/scripts/setup.sh"
 
-echo "== build (release)"
+phase "build (release)"
 RAWFLOW_BUILD_DIR=$here/build "$here/scripts/build.sh"
-echo "== tests (release)"
+phase "tests (release)"
 (cd "$here/build" && ctest --output-on-failure --timeout 1800)
 
 if [ "${RAWFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
-  echo "== build (ASan + UBSan)"
+  phase "build (ASan + UBSan)"
   RAWFLOW_BUILD_DIR=$here/build-asan "$here/scripts/build.sh" -DRAWFLOW_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  echo "== tests (ASan + UBSan + LeakSanitizer)"
+  phase "tests (ASan + UBSan + LeakSanitizer)"
   # The whole suite again, parity scripts included (they run the sanitized rawflow binary), except
   # the demo model's smoke training and accuracy runs: their time goes to PyTorch and to playing
   # media in real time, and the rawflow paths they drive (transcribe, describe, run on files and
@@ -26,6 +28,7 @@ if [ "${RAWFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
 
   # The fuzz targets (fuzz/, clang + libFuzzer + ASan/UBSan), 30 s each on the seeds made by
   # rawflow's own writers; their committed findings were replayed above (test_fuzz_regressions).
+  phase "fuzz"
   RAWFLOW_BIN=$here/build/rawflow "$here/fuzz/run.sh" --seconds 30
 
   # ThreadSanitizer on the pipeline's threads: the node bodies, the scheduler stepped by its own
@@ -35,13 +38,13 @@ if [ "${RAWFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
   # synchronisation from TSan). One engine thread (OMP_NUM_THREADS=1): libgomp is not
   # instrumented. Suppressions: only libraries not built with TSan (tests/sanitizers/tsan.supp).
   tsan_tests="test_windows test_framing test_result_order test_items_sink test_decoder_node test_batch_scheduler test_graph test_outputs"
-  echo "== build (ThreadSanitizer, with oneTBB built with ThreadSanitizer)"
+  phase "build (ThreadSanitizer, with oneTBB built with ThreadSanitizer)"
   "$here/scripts/build_tbb_tsan.sh" "$here/build-tsan/tbb"
   cmake -S "$here" -B "$here/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAWFLOW_TSAN=ON \
     -DTBB_DIR="$here/build-tsan/tbb/lib/cmake/TBB" >/dev/null
   # shellcheck disable=SC2086
   ninja -C "$here/build-tsan" -j "$(nproc)" $tsan_tests rawflow rawflow_subscriber
-  echo "== tests (ThreadSanitizer)"
+  phase "tests (ThreadSanitizer)"
   export OMP_NUM_THREADS=1 RAWFLOW_TEST_WORK=$here/build-tsan/test-work RAWFLOW_SOURCE_DIR=$here
   reports=$here/build-tsan/tsan-reports
   rm -rf "$reports" && mkdir -p "$RAWFLOW_TEST_WORK" "$reports"
@@ -64,4 +67,5 @@ if [ "${RAWFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
     cat "$reports"/* >&2
     exit 1
   fi
+  phase "done"
 fi

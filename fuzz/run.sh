@@ -28,7 +28,9 @@ build=$here/build-fuzz
 echo "== fuzz: build (clang, libFuzzer, ASan + UBSan)"
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DRAWFLOW_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
-ninja -C "$build" -j "$(nproc)" "${targets[@]/#/fuzz_}" | grep -v '^\[' || true
+mkdir -p "$work"
+ninja -C "$build" -j "$(nproc)" "${targets[@]/#/fuzz_}" >"$work/build.log" 2>&1 ||
+  { tail -40 "$work/build.log" >&2; echo "fuzz/run.sh: the build failed ($work/build.log)" >&2; exit 1; }
 
 echo "== fuzz: seeds"
 rm -rf "$work/seeds"

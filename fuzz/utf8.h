@@ -1,6 +1,8 @@
 #pragma once
 // Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), for the
-// targets' round-trip properties, which hold for valid text only.
+// targets' round-trip properties, which hold for valid text only. Written apart from the
+// tokenizer's own check (utf8_check in model/tokenizer/tokenizer.cpp) on purpose: it is the
+// oracle that judges that code's streaming detokenizer.
 #include <cstdint>
 #include <string_view>
 

@@ -34,14 +34,11 @@ struct Target {
   std::string_view name;
   void (*run)(const uint8_t*, size_t);
 };
+// fuzz/targets.txt is the list; CMake writes it as RAWFLOW_FUZZ_TARGET_ENTRY(name) lines.
 inline constexpr Target kTargets[] = {
-    {"gguf_model", gguf_model},
-    {"hf_checkpoint", hf_checkpoint},
-    {"mmproj", mmproj},
-    {"config", config},
-    {"tokenizer_text", tokenizer_text},
-    {"tokenizer_json", tokenizer_json},
-    {"result_event", result_event},
+#define RAWFLOW_FUZZ_TARGET_ENTRY(name) {#name, name},
+#include "fuzz_target_list.inc"
+#undef RAWFLOW_FUZZ_TARGET_ENTRY
 };
 
 // A finding: prints what broke and aborts (libFuzzer saves the input).

@@ -10,7 +10,7 @@ bin=${RAWFLOW_BIN:-$here/build/rawflow}
 [ -x "$bin" ] || { echo "make_seeds: no rawflow binary at $bin (set RAWFLOW_BIN)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for t in gguf_model hf_checkpoint mmproj config tokenizer_text tokenizer_json result_event; do
+for t in $(grep -E '^[a-z_]+$' "$here/fuzz/targets.txt"); do
   mkdir -p "$out/$t"
 done
 synth() { "$bin" model synth --preset micro "$@" >/dev/null; }

@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-all=(gguf_model hf_checkpoint mmproj config tokenizer_text tokenizer_json result_event)
+mapfile -t all < <(grep -E '^[a-z_]+$' "$here/fuzz/targets.txt")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 build=$here/build-fuzz
 

@@ -385,6 +385,7 @@ struct MediaInput::State {
   void check_local_file();
   void open();
   void open_decoder(int stream, AVCodecContext*& dec);
+  void reopen_decoder(int stream, AVCodecContext*& dec);
   void check_stream_count();
   void check_audio_format(const AVCodecParameters* par);
   int choose_stream(AVMediaType type);
@@ -720,13 +721,18 @@ void MediaInput::State::read_one() {
 }
 
 void MediaInput::State::decode(AVCodecContext* dec, const AVPacket* pkt) {
+  bool failed = false;
   int r = avcodec_send_packet(dec, pkt);
-  if (r < 0 && r != AVERROR_EOF) note_decode_error(r);  // a bad packet is skipped, not fatal
+  if (r < 0 && r != AVERROR_EOF) {
+    note_decode_error(r);  // a bad packet is skipped, not fatal
+    failed = true;
+  }
   while (true) {
     r = avcodec_receive_frame(dec, frame);
     if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
     if (r < 0) {
       note_decode_error(r);
+      failed = true;
       break;
     }
     if (dec == video_dec)
@@ -735,6 +741,16 @@ void MediaInput::State::decode(AVCodecContext* dec, const AVPacket* pkt) {
       on_audio_frame(frame);
     av_frame_unref(frame);
   }
+  // A damaged AAC frame can name channel elements of any type and id, and FFmpeg's decoder
+  // allocates 535 KiB for each new one and keeps it until closed: up to 64 (34 MiB) per stream,
+  // never returned on a live input. A fresh decoder after an error holds none of them; what it
+  // forgets (one frame's overlap, already damaged) is what the error cost anyway.
+  if (failed && pkt && dec == audio_dec) reopen_decoder(audio_stream, audio_dec);
+}
+
+void MediaInput::State::reopen_decoder(int stream, AVCodecContext*& dec) {
+  avcodec_free_context(&dec);
+  open_decoder(stream, dec);
 }
 
 void MediaInput::State::on_video_frame(const AVFrame* f) {

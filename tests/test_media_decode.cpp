@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +17,12 @@
 #include "media/decode.h"
 #include "media/input.h"
 #include "media/media_error.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#include <sanitizer/allocator_interface.h>
+#else
+#include <malloc.h>
+#endif
 
 using namespace rawflow::media;
 namespace fs = std::filesystem;
@@ -49,6 +57,22 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   BOOST_REQUIRE(f.good());
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  BOOST_REQUIRE_MESSAGE(f.good(), "cannot read " << path);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// Bytes the process holds in live heap allocations (FFmpeg's included), from the allocator in use.
+size_t live_heap_bytes() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+#endif
 }
 
 void put_le(std::vector<uint8_t>& b, uint32_t v, int bytes) {
@@ -625,6 +649,67 @@ BOOST_AUTO_TEST_CASE(an_mp4_cut_short_is_an_error_not_an_end) {
       short_audio);
   BOOST_TEST((ending_of(short_audio, false, true).reason == EndReason::EndOfInput));
   BOOST_TEST((ending_of(short_audio, true, true).reason == EndReason::EndOfInput));
+}
+
+// A damaged AAC frame can name channel elements of any type and id; FFmpeg's decoder allocates a
+// 535 KiB element for each new one and keeps it until it is closed — up to 64 (34 MiB) per stream.
+// A live input is never closed, so each corrupt burst on a camera raised rawflow's RSS for good
+// (docs/soak.md). MediaInput replaces the audio decoder after an error: what a corrupt stretch
+// leaves behind is measured here against the same file undamaged, both held open at their end.
+BOOST_AUTO_TEST_CASE(corrupt_aac_leaves_no_decoder_state_behind) {
+  const std::string clean = media_path("tone_10s.aac");
+  ffmpeg("-f lavfi -i sine=frequency=440:sample_rate=48000:duration=10 -c:a aac -b:a 96k -f adts " +
+         clean);
+  std::vector<uint8_t> bytes = read_bytes(clean);
+  // ADTS frames: 0xFFF sync, the frame's length in 13 bits from byte 3, a 7-byte header (no CRC).
+  // Frames 100-299 keep their headers and get a third of their payload bytes randomised, as
+  // tests/rtsp/corrupting_proxy.py does to RTP payloads.
+  std::mt19937 rng(1);
+  size_t pos = 0;
+  int frame = 0;
+  while (pos + 7 <= bytes.size()) {
+    BOOST_REQUIRE(bytes[pos] == 0xFF && (bytes[pos + 1] & 0xF6) == 0xF0);
+    const size_t len = (static_cast<size_t>(bytes[pos + 3] & 3) << 11) |
+                       (static_cast<size_t>(bytes[pos + 4]) << 3) | (bytes[pos + 5] >> 5);
+    BOOST_REQUIRE(len > 7 && pos + len <= bytes.size());
+    if (frame >= 100 && frame < 300)
+      for (size_t i = pos + 7; i < pos + len; ++i)
+        if (rng() % 3 == 0) bytes[i] = static_cast<uint8_t>(rng());
+    pos += len;
+    ++frame;
+  }
+  BOOST_REQUIRE_GT(frame, 400);
+  const std::string corrupt = media_path("tone_10s_corrupt.aac");
+  write_bytes(corrupt, bytes);
+
+  struct Run {
+    int64_t held = 0;  // live heap after the end of stream, the input still open
+    int64_t samples = 0;
+    int64_t errors = 0;
+  };
+  auto run = [](const std::string& path) {
+    const auto before = static_cast<int64_t>(live_heap_bytes());
+    MediaInput in(path);
+    Run r;
+    while (auto e = in.next())
+      if (const auto* a = std::get_if<AudioChunk>(&*e))
+        r.samples += static_cast<int64_t>(a->samples.size());
+    r.held = static_cast<int64_t>(live_heap_bytes()) - before;
+    r.errors = in.decode_errors();
+    return r;
+  };
+  const Run ok = run(clean);
+  const Run bad = run(corrupt);
+  BOOST_TEST_MESSAGE("AAC, 10 s: clean holds "
+                     << ok.held << " B at its end; with 200 damaged frames " << bad.held << " B, "
+                     << bad.errors << " decode errors, " << bad.samples << " samples (clean "
+                     << ok.samples << ")");
+  BOOST_CHECK_EQUAL(ok.errors, 0);
+  BOOST_REQUIRE_GT(bad.errors, 0);
+  // Decoding went on after the damage: the undamaged frames after it are all there.
+  BOOST_CHECK_GE(bad.samples, ok.samples * 55 / 100);
+  // Less than one channel element (535 KiB) more than the clean run: what is held is one decoder.
+  BOOST_CHECK_LT(bad.held - ok.held, 256 * 1024);
 }
 
 BOOST_AUTO_TEST_CASE(media_input_min_interval_and_interrupt) {

@@ -25,6 +25,11 @@ GenerationResult result_of(const GenerationRequest& r) {
   return res;
 }
 
+// The prompt length a request's KV reservation and context check count: an open request's bound.
+int64_t prompt_capacity(const GenerationRequest& r) {
+  return r.open ? r.open_prompt_tokens : static_cast<int64_t>(r.prompt.size());
+}
+
 std::string request_name(const GenerationRequest& r) {
   return "request " + std::to_string(r.id) + " (" + r.stream + "/" + r.task + ")";
 }
@@ -75,7 +80,7 @@ struct BatchScheduler::Sequence {
         result(result_of(req)) {
     result.kv_estimate_bytes = kv_estimate;
     // Allocated once, at the size admission counted: the budget holds exactly.
-    cache.reserve(static_cast<int64_t>(req.prompt.size()) + std::max(0, req.max_new_tokens));
+    cache.reserve(prompt_capacity(req) + std::max(0, req.max_new_tokens));
   }
   GenerationRequest req;
   std::vector<int32_t> stops;
@@ -84,10 +89,23 @@ struct BatchScheduler::Sequence {
   Sampler sampler;
   StreamingDetokenizer detok;
   GenerationResult result;
-  size_t prefilled = 0;     // prompt tokens in the cache
-  size_t chunk_end = 0;     // prompt end of the chunk in the current forward
-  int32_t next_token = -1;  // the last sampled token, fed by the next decode step
-  bool prefilling() const { return prefilled < req.prompt.size(); }
+  size_t prefilled = 0;      // prompt tokens in the cache
+  size_t chunk_end = 0;      // prompt end of the chunk in the current forward
+  int32_t next_token = -1;   // the last sampled token, fed by the next decode step
+  bool awaiting = req.open;  // an open request whose closing piece has not been taken yet
+  bool prefilling() const { return awaiting || prefilled < req.prompt.size(); }
+  // Prompt tokens that may be prefilled now: an open prompt holds its last token back (see
+  // GenerationRequest::open).
+  size_t available() const {
+    const size_t n = req.prompt.size();
+    return awaiting && n > 0 ? n - 1 : n;
+  }
+};
+
+// An open request's pieces, appended by any thread and taken into its prompt by the stepping one.
+struct BatchScheduler::OpenPrompt {
+  std::vector<PromptInput> pieces;
+  bool closed = false;  // the last piece has been appended
 };
 
 // A request finished outside a forward (rejected, dropped, expired in the queue, cancelled).
@@ -123,11 +141,8 @@ BatchScheduler::~BatchScheduler() {
   }
 }
 
-std::string BatchScheduler::check_request(const GenerationRequest& r) const {
+std::string BatchScheduler::check_prompt(const PromptInput& p, const std::string& who) const {
   const Gemma4Config& cfg = model_.config();
-  const PromptInput& p = r.prompt;
-  const std::string who = request_name(r) + ": ";
-  if (p.tokens.empty()) return who + "empty prompt";
   if (p.soft_index.size() != p.size() || p.block_ids.size() != p.size())
     return who + "prompt has " + std::to_string(p.size()) + " tokens but " +
            std::to_string(p.soft_index.size()) + " soft indices and " +
@@ -144,11 +159,24 @@ std::string BatchScheduler::check_request(const GenerationRequest& r) const {
   if (p.soft_rows() > 0 && p.hidden != cfg.hidden)
     return who + "soft rows are " + std::to_string(p.hidden) +
            " wide, the model's hidden size is " + std::to_string(cfg.hidden);
+  return {};
+}
+
+std::string BatchScheduler::check_request(const GenerationRequest& r) const {
+  const Gemma4Config& cfg = model_.config();
+  const PromptInput& p = r.prompt;
+  const std::string who = request_name(r) + ": ";
+  if (p.tokens.empty() && !r.open) return who + "empty prompt";
+  if (std::string bad = check_prompt(p, who); !bad.empty()) return bad;
+  if (r.open && r.open_prompt_tokens < std::max<int64_t>(1, static_cast<int64_t>(p.size())))
+    return who + "open_prompt_tokens (" + std::to_string(r.open_prompt_tokens) +
+           ") is less than the " + std::to_string(std::max<size_t>(1, p.size())) +
+           " tokens its prompt has or needs";
   if (r.max_new_tokens < 0)
     return who + "max_new_tokens is negative (" + std::to_string(r.max_new_tokens) + ")";
-  const int64_t length = static_cast<int64_t>(p.size()) + r.max_new_tokens;
+  const int64_t length = prompt_capacity(r) + r.max_new_tokens;
   if (length > cfg.context_length)
-    return who + "prompt (" + std::to_string(p.size()) + ") + max_new_tokens (" +
+    return who + "prompt (" + std::to_string(prompt_capacity(r)) + ") + max_new_tokens (" +
            std::to_string(r.max_new_tokens) + ") exceeds the model's context of " +
            std::to_string(cfg.context_length) + " tokens";
   return {};
@@ -162,14 +190,16 @@ void BatchScheduler::submit(GenerationRequest req) {
   if (p.block_ids.empty()) p.block_ids.assign(p.size(), -1);
 
   std::string error = check_request(req);
-  const size_t estimate = KvCache::bytes_for(
-      model_.config(), static_cast<int64_t>(p.size()) + std::max(0, req.max_new_tokens));
+  const size_t estimate =
+      KvCache::bytes_for(model_.config(), prompt_capacity(req) + std::max(0, req.max_new_tokens));
   if (error.empty() && opt_.kv_budget_bytes > 0 && estimate > opt_.kv_budget_bytes)
     error = request_name(req) + ": its KV cache needs " + std::to_string(estimate) +
             " bytes, more than the whole budget of " + std::to_string(opt_.kv_budget_bytes);
   {
     std::lock_guard lock(mutex_);
     ++stats_.submitted;
+    if (error.empty() && req.open && open_.contains(req.id))
+      error = request_name(req) + ": an open request with this id is already taking pieces";
     if (!error.empty()) {
       GenerationResult res = result_of(req);
       res.status = GenerationStatus::Error;
@@ -181,15 +211,35 @@ void BatchScheduler::submit(GenerationRequest req) {
       auto q = std::make_unique<Queued>();
       q->stops = req.stop_ids.empty() ? default_stops_ : req.stop_ids;
       q->kv_estimate = estimate;
+      if (req.open) {
+        ++stats_.open_requests;
+        open_[req.id];
+      }
       const bool live = req.live;
       const std::string stream = req.stream;
       q->req = std::move(req);
       queue_.push_back(std::move(q));
       if (live) drop_oldest_live_locked(stream, notices_);
     }
+    work_arrived_ = true;
     publish_gauges_locked();
   }
   wake_.notify_all();
+}
+
+bool BatchScheduler::append(uint64_t id, PromptInput piece, bool last) {
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = open_.find(id);
+    if (it == open_.end() || it->second.closed) return false;
+    if (piece.soft_index.empty()) piece.soft_index.assign(piece.size(), -1);
+    if (piece.block_ids.empty()) piece.block_ids.assign(piece.size(), -1);
+    it->second.pieces.push_back(std::move(piece));
+    it->second.closed = last;
+    work_arrived_ = true;
+  }
+  wake_.notify_all();
+  return true;
 }
 
 size_t BatchScheduler::live_queue_limit(std::string_view stream) const {
@@ -216,6 +266,7 @@ void BatchScheduler::drop_oldest_live_locked(std::string_view stream,
     res.status = GenerationStatus::Dropped;
     res.queue_ms = ms_between((*it)->req.created, now);
     notices.push_back({std::move((*it)->req.on_done), std::move(res)});
+    open_.erase((*it)->req.id);
     ++stats_.finished[static_cast<size_t>(GenerationStatus::Dropped)];
     ++stats_.dropped_pressure;
     it = queue_.erase(it);
@@ -243,6 +294,7 @@ void BatchScheduler::admit(SteadyClock::time_point now, std::vector<Notice>& not
       res.status = GenerationStatus::Deadline;
       res.queue_ms = ms_between((*it)->req.created, now);
       notices.push_back({std::move((*it)->req.on_done), std::move(res)});
+      open_.erase((*it)->req.id);
       ++stats_.finished[static_cast<size_t>(GenerationStatus::Deadline)];
       ++stats_.deadline_in_queue;
       it = queue_.erase(it);
@@ -298,9 +350,11 @@ void BatchScheduler::finish(size_t index, GenerationStatus status, std::string e
   res.status = status;
   res.error = std::move(error);
   res.generated_tokens = static_cast<int64_t>(res.tokens.size());
+  res.prompt_tokens = static_cast<int64_t>(s->req.prompt.size());  // an open one's grew
   if (res.first_forward == 0) res.queue_ms = ms_between(s->req.created, SteadyClock::now());
   {
     std::lock_guard lock(mutex_);
+    if (s->awaiting) open_.erase(s->req.id);
     ++stats_.finished[static_cast<size_t>(status)];
     if (status == GenerationStatus::Deadline) ++stats_.deadline_running;
     stats_.active = running_.size();
@@ -312,28 +366,82 @@ void BatchScheduler::finish(size_t index, GenerationStatus status, std::string e
   deliver(done);
 }
 
+// Moves the pieces appended since the last step into the running open requests' prompts. A
+// queued request's pieces wait in open_ until it is admitted.
+void BatchScheduler::take_pieces() {
+  struct Taken {
+    size_t index;
+    std::vector<PromptInput> pieces;
+    bool closed;
+  };
+  std::vector<Taken> taken;
+  {
+    std::lock_guard lock(mutex_);
+    for (size_t i = 0; i < running_.size(); ++i) {
+      if (!running_[i]->awaiting) continue;
+      const auto it = open_.find(running_[i]->req.id);
+      if (it == open_.end() || (it->second.pieces.empty() && !it->second.closed)) continue;
+      taken.push_back({i, std::move(it->second.pieces), it->second.closed});
+      it->second.pieces.clear();
+      if (it->second.closed) open_.erase(it);
+    }
+  }
+  std::vector<std::pair<size_t, std::string>> failed;
+  for (Taken& t : taken) {
+    Sequence& s = *running_[t.index];
+    const std::string who = request_name(s.req) + ": ";
+    std::string error;
+    for (const PromptInput& piece : t.pieces) {
+      error = check_prompt(piece, who + "appended piece: ");
+      if (error.empty() &&
+          static_cast<int64_t>(s.req.prompt.size() + piece.size()) > s.req.open_prompt_tokens)
+        error = who + "its pieces exceed open_prompt_tokens (" +
+                std::to_string(s.req.open_prompt_tokens) + ")";
+      if (!error.empty()) break;
+      s.req.prompt.append(piece);
+    }
+    if (error.empty() && t.closed) {
+      s.awaiting = false;
+      if (s.req.prompt.size() == 0) error = who + "empty prompt";
+    }
+    if (!error.empty()) failed.emplace_back(t.index, std::move(error));
+  }
+  // From the back, so that the indices of the others stay valid.
+  for (auto it = failed.rbegin(); it != failed.rend(); ++it)
+    finish(it->first, GenerationStatus::Error, std::move(it->second));
+}
+
 void BatchScheduler::expire_running(SteadyClock::time_point now) {
   for (size_t i = running_.size(); i-- > 0;)
     if (running_[i]->req.deadline <= now) finish(i, GenerationStatus::Deadline);
 }
 
-void BatchScheduler::run_forward() {
+bool BatchScheduler::run_forward() {
   std::vector<SequenceChunk> chunks;
+  std::vector<size_t> in_forward;  // running_ index of each chunk
   chunks.reserve(running_.size());
   ForwardInfo info;
-  for (auto& sp : running_) {
-    Sequence& s = *sp;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Sequence& s = *running_[i];
     if (s.prefilling()) {
-      s.chunk_end = s.req.prompt.prefill_cut(s.prefilled, static_cast<size_t>(opt_.prefill_chunk));
-      const LogitsWanted want =
-          s.chunk_end == s.req.prompt.size() ? LogitsWanted::Last : LogitsWanted::None;
+      // An open request prefills what has arrived; with nothing new it waits (not in the forward).
+      const size_t available = s.available();
+      if (s.prefilled >= available) continue;
+      s.chunk_end = s.req.prompt.prefill_cut(
+          s.prefilled, std::min(static_cast<size_t>(opt_.prefill_chunk), available - s.prefilled));
+      if (s.chunk_end > available) continue;  // a block not all there yet
+      const LogitsWanted want = !s.awaiting && s.chunk_end == s.req.prompt.size()
+                                    ? LogitsWanted::Last
+                                    : LogitsWanted::None;
       chunks.push_back(s.req.prompt.chunk(&s.cache, s.prefilled, s.chunk_end, want));
       ++info.prefill_sequences;
     } else {
       chunks.push_back({&s.cache, {s.next_token}, {}, {}, LogitsWanted::Last});
     }
+    in_forward.push_back(i);
     info.rows += static_cast<int64_t>(chunks.back().tokens.size());
   }
+  if (chunks.empty()) return false;
   info.sequences = static_cast<int>(chunks.size());
 
   const auto t0 = SteadyClock::now();
@@ -342,46 +450,60 @@ void BatchScheduler::run_forward() {
     std::lock_guard lock(mutex_);
     index = stats_.forwards + 1;
   }
-  for (auto& sp : running_)
-    if (sp->result.first_forward == 0) {
-      sp->result.first_forward = index;
-      sp->result.queue_ms = ms_between(sp->req.created, t0);
+  for (size_t i : in_forward) {
+    GenerationResult& r = running_[i]->result;
+    if (r.first_forward == 0) {
+      r.first_forward = index;
+      r.queue_ms = ms_between(running_[i]->req.created, t0);
     }
+  }
   ForwardResult out;
   try {
     out = model_.forward(chunks, opt_.forward);
   } catch (const std::exception& e) {
     // The caches of this forward may be half written: every sequence in it ends.
     const std::string what = std::string("forward failed: ") + e.what();
-    for (size_t i = running_.size(); i-- > 0;)
-      finish(i, GenerationStatus::Error, request_name(running_[i]->req) + ": " + what);
-    return;
+    for (size_t k = in_forward.size(); k-- > 0;)
+      finish(in_forward[k], GenerationStatus::Error,
+             request_name(running_[in_forward[k]]->req) + ": " + what);
+    return true;
   }
   const auto t1 = SteadyClock::now();
   info.seconds = std::chrono::duration<double>(t1 - t0).count();
   const double dt_ms = info.seconds * 1e3;
 
   std::vector<Outcome> outcomes(running_.size());
-  uint64_t prefilled = 0, generated = 0;
+  uint64_t prefilled = 0, prefilled_open = 0, generated = 0;
   size_t kv_used = 0;
-  for (size_t i = 0; i < running_.size(); ++i) {
+  for (const auto& sp : running_) kv_used += sp->cache.bytes();
+  for (size_t k = 0; k < in_forward.size(); ++k) {
+    const size_t i = in_forward[k];
     Sequence& s = *running_[i];
     s.result.last_forward = index;
     if (s.prefilling()) {
       prefilled += s.chunk_end - s.prefilled;
+      if (s.awaiting) prefilled_open += s.chunk_end - s.prefilled;
       s.prefilled = s.chunk_end;
       s.result.prefill_ms += dt_ms;
     } else {
       s.result.decode_ms += dt_ms;
     }
-    kv_used += s.cache.bytes();
-    if (out.logits[i].empty()) continue;
+    const std::vector<float>& logits = out.logits[k];
+    if (logits.empty()) continue;
     const size_t before = s.result.tokens.size();
     outcomes[i] = [&]() -> Outcome {
       if (s.req.max_new_tokens == 0) return {true, GenerationStatus::MaxTokens, {}};
+      if (s.req.on_logits) {
+        try {
+          s.req.on_logits(logits);
+        } catch (...) {
+          std::lock_guard lock(mutex_);
+          ++stats_.callback_errors;
+        }
+      }
       int32_t token;
       try {
-        token = s.sampler.sample(out.logits[i]);
+        token = s.sampler.sample(logits);
       } catch (const std::exception& e) {
         return {true, GenerationStatus::Error, request_name(s.req) + ": sampling: " + e.what()};
       }
@@ -406,6 +528,7 @@ void BatchScheduler::run_forward() {
     if (info.prefill_sequences > 0 && info.prefill_sequences < info.sequences)
       ++stats_.mixed_forwards;
     stats_.tokens_prefilled += prefilled;
+    stats_.tokens_prefilled_open += prefilled_open;
     stats_.tokens_generated += generated;
     stats_.forward_seconds += info.seconds;
     stats_.kv_used_bytes = kv_used;
@@ -421,6 +544,7 @@ void BatchScheduler::run_forward() {
   }
   for (size_t i = running_.size(); i-- > 0;)
     if (outcomes[i].done) finish(i, outcomes[i].status, std::move(outcomes[i].error));
+  return true;
 }
 
 bool BatchScheduler::step() {
@@ -450,14 +574,15 @@ bool BatchScheduler::step() {
   {
     std::lock_guard lock(mutex_);
     notices.swap(notices_);
+    work_arrived_ = false;
   }
   const size_t running_before = running_.size();
   expire_running(now);
   admit(now, notices);
   deliver(notices);
+  take_pieces();
   bool did = !notices.empty() || running_.size() != running_before;
-  if (!running_.empty()) {
-    run_forward();
+  if (run_forward()) {
     expire_running(SteadyClock::now());
     did = true;
   }
@@ -467,8 +592,17 @@ bool BatchScheduler::step() {
 void BatchScheduler::run(std::stop_token stop) {
   while (!stop.stop_requested()) {
     if (step()) continue;
+    // Nothing could run: nothing to do, or every slot held by an open request waiting for
+    // pieces (and the queue waiting for a slot). Sleep until something arrives or a deadline.
+    auto until = SteadyClock::time_point::max();
+    for (const auto& s : running_) until = std::min(until, s->req.deadline);
     std::unique_lock lock(mutex_);
-    wake_.wait(lock, stop, [&] { return !queue_.empty() || !notices_.empty(); });
+    for (const auto& q : queue_) until = std::min(until, q->req.deadline);
+    const auto ready = [&] { return work_arrived_; };
+    if (until == SteadyClock::time_point::max())
+      wake_.wait(lock, stop, ready);
+    else
+      wake_.wait_until(lock, stop, until, ready);
   }
 }
 
@@ -484,6 +618,7 @@ void BatchScheduler::cancel_all() {
       res.status = GenerationStatus::Cancelled;
       res.queue_ms = ms_between(q->req.created, now);
       notices.push_back({std::move(q->req.on_done), std::move(res)});
+      open_.erase(q->req.id);
       ++stats_.finished[static_cast<size_t>(GenerationStatus::Cancelled)];
     }
     queue_.clear();

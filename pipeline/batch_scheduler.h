@@ -5,10 +5,10 @@
 // at once and a queued request takes it at the next step. docs/scheduler.md explains the step,
 // admission, the KV budget estimate, the drop policy and the stats.
 //
-// Threads: submit(), pending(), active() and stats() may be called from any thread. step() and
-// run() drive the engine and must be called from one thread at a time (the engine runs one forward
-// at a time, with OpenMP inside). Every callback runs on the thread that calls step(), outside the
-// scheduler's lock, so a callback may call submit() or stats().
+// Threads: submit(), append(), pending(), active() and stats() may be called from any thread.
+// step() and run() drive the engine and must be called from one thread at a time (the engine runs
+// one forward at a time, with OpenMP inside). Every callback runs on the thread that calls step(),
+// outside the scheduler's lock, so a callback may call submit() or stats().
 //
 // Plain C++ (no TBB): the decoder node (nodes/decoder.*) submits to it; Pipeline::run steps it.
 #include <array>
@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -89,8 +90,18 @@ struct GenerationRequest {
   // Droppable work (a stream whose overflow is drop_oldest: live streams by default) may be
   // dropped from the queue when its stream's queue is full; other work never is.
   bool live = false;
+  // Streaming prefill (docs/scheduler.md): an open request's `prompt` is only its beginning;
+  // append() adds the rest as it arrives and the last piece closes it. Meanwhile the request is
+  // admitted like any other, prefills what has arrived and keeps its slot; it decodes once closed.
+  // Its last token so far is held back until the next piece, so that the closing piece always
+  // brings a token whose logits start the decode. `open_prompt_tokens` bounds the closed prompt's
+  // length: the KV reservation and the context check use it, and a piece beyond it is an error.
+  bool open = false;
+  int64_t open_prompt_tokens = 0;
   std::function<void(const TokenDelta&)> on_partial;     // optional
   std::function<void(const GenerationResult&)> on_done;  // optional; called exactly once
+  // Optional: each logits row (vocabulary size) the request samples a token from, before sampling.
+  std::function<void(std::span<const float>)> on_logits;
 };
 
 // One forward pass, reported to SchedulerOptions::on_forward (e.g. for a metrics histogram).
@@ -124,6 +135,8 @@ struct SchedulerStats {
   std::vector<uint64_t> forwards_by_sequences;  // [n] = forwards with n sequences, n ≤ max_batch
   uint64_t mixed_forwards = 0;  // forwards holding prompt chunks and decode tokens together
   uint64_t tokens_prefilled = 0;
+  uint64_t open_requests = 0;          // submitted open (streaming prefill)
+  uint64_t tokens_prefilled_open = 0;  // of tokens_prefilled: while their request was still open
   uint64_t tokens_generated = 0;
   double forward_seconds = 0;
   std::array<uint64_t, kGenerationStatusCount> finished{};  // by GenerationStatus
@@ -154,6 +167,11 @@ class BatchScheduler {
   // above the whole budget) finishes with Error. Its on_done runs on the stepping thread.
   void submit(GenerationRequest req);
 
+  // Adds `piece` to the prompt of open request `id`; `last` closes it. Any thread. Returns false,
+  // discarding the piece, when `id` is not an open request waiting for pieces (unknown, closed, or
+  // finished: dropped, expired, failed). A bad piece ends the request with Error.
+  bool append(uint64_t id, PromptInput piece, bool last);
+
   // One forward over the running sequences after delivering queued notices, expiring deadlines
   // and admitting queued requests. Returns false when there was nothing to do. Throws EngineError
   // when called concurrently; engine failures finish the sequences of that forward with Error.
@@ -174,9 +192,12 @@ class BatchScheduler {
   struct Sequence;
   struct Notice;
 
+  struct OpenPrompt;
+
   void admit(SteadyClock::time_point now, std::vector<Notice>& notices);
+  void take_pieces();
   void expire_running(SteadyClock::time_point now);
-  void run_forward();
+  bool run_forward();  // false when no sequence had anything to run
   void finish(size_t index, GenerationStatus status, std::string error = {});
   size_t live_queue_limit(std::string_view stream) const;
   void drop_oldest_live_locked(std::string_view stream, std::vector<Notice>& notices);
@@ -184,6 +205,7 @@ class BatchScheduler {
   void publish_gauges_locked();
   void partial(Sequence& s, std::string text);
   std::string check_request(const GenerationRequest& r) const;
+  std::string check_prompt(const PromptInput& p, const std::string& who) const;
 
   const Gemma4Text& model_;
   const Tokenizer& tok_;
@@ -194,6 +216,9 @@ class BatchScheduler {
   std::condition_variable_any wake_;
   std::deque<std::unique_ptr<Queued>> queue_;
   std::vector<Notice> notices_;  // finished outside a forward (dropped, rejected), not delivered
+  // Open requests still taking pieces (queued or running), with the pieces not yet taken.
+  std::map<uint64_t, OpenPrompt> open_;
+  bool work_arrived_ = false;  // a request or piece arrived since the last step() began
   SchedulerStats stats_;
 
   // Owned by the stepping thread.

@@ -583,3 +583,245 @@ BOOST_AUTO_TEST_CASE(submit_from_other_threads_while_a_thread_steps) {
   BOOST_TEST(s.stats().submitted == 10u);
   c.check_consistent();
 }
+
+// ---- Streaming prefill (open requests)
+
+namespace {
+
+// A transcribe-shaped prompt: text, `frames` audio soft tokens, text after them.
+PromptInput audio_prompt(int64_t frames, uint32_t seed) {
+  MediaEmbedding a = random_image(frames, seed);
+  a.kind = MediaEmbedding::Kind::Audio;
+  return build_multimodal_prompt(
+      tok(),
+      {{"user", {{ChatPart::Kind::Audio, {}}, {ChatPart::Kind::Text, "Transcribe the audio."}}}},
+      std::span(&a, 1), model().config().hidden);
+}
+
+// log_softmax of a logits row, in double.
+std::vector<double> log_probs(std::span<const float> logits) {
+  const double top = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float v : logits) sum += std::exp(v - top);
+  std::vector<double> out;
+  out.reserve(logits.size());
+  for (float v : logits) out.push_back(v - top - std::log(sum));
+  return out;
+}
+
+// Records every logits row of request `r` as log-probs.
+void record_log_probs(GenerationRequest& r, std::vector<std::vector<double>>& rows) {
+  r.on_logits = [&rows](std::span<const float> l) { rows.push_back(log_probs(l)); };
+}
+
+double max_abs_diff(const std::vector<std::vector<double>>& a,
+                    const std::vector<std::vector<double>>& b) {
+  BOOST_REQUIRE_EQUAL(a.size(), b.size());
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    BOOST_REQUIRE_EQUAL(a[i].size(), b[i].size());
+    for (size_t j = 0; j < a[i].size(); ++j) d = std::max(d, std::abs(a[i][j] - b[i][j]));
+  }
+  return d;
+}
+
+}  // namespace
+
+// The contract of streaming prefill: a prompt given in pieces as they arrive, prefilled between
+// other sequences' decode steps, gives the log-probs and greedy tokens of the same prompt given
+// whole. Bound: 1e-5 on every log-prob of every sampled row, the bound test_gemma4_text sets
+// between a sequence run alone and batched (rows are computed independently; only the forwards'
+// grouping differs here).
+BOOST_AUTO_TEST_CASE(an_open_prompt_prefilled_in_pieces_equals_the_whole_prompt) {
+  const PromptInput whole = audio_prompt(40, 11);
+  size_t audio_begin = whole.size(), audio_end = 0;
+  for (size_t i = 0; i < whole.size(); ++i)
+    if (whole.soft_index[i] >= 0) audio_begin = std::min(audio_begin, i), audio_end = i + 1;
+  BOOST_REQUIRE_EQUAL(audio_end - audio_begin, 40u);
+  constexpr int kMaxNew = 12;
+
+  // The reference: the whole prompt at once, beside two text requests.
+  std::vector<std::vector<double>> ref;
+  Collector c0;
+  {
+    BatchScheduler s(model(), tok(), options(3, 512));
+    auto r = c0.request(1, whole, kMaxNew, kNoStop);
+    record_log_probs(r, ref);
+    s.submit(std::move(r));
+    s.submit(c0.request(2, text_prompt(kTexts[0]), 30, kNoStop));
+    s.submit(c0.request(3, text_prompt(kTexts[4]), 30, kNoStop));
+    drain(s);
+  }
+  BOOST_REQUIRE_EQUAL(ref.size(), static_cast<size_t>(kMaxNew));
+  BOOST_TEST(c0.result(1).tokens == solo_tokens(whole, kMaxNew, kNoStop));
+
+  // Pieces of 1, 7 and 25 audio tokens (the last piece also carries the text after the audio),
+  // with prefill chunks of 512 and 5; one piece is appended every other step, so the open request
+  // both waits and catches up, while the two text requests decode in the same forwards.
+  for (const size_t piece : {size_t{1}, size_t{7}, size_t{25}})
+    for (const int chunk : {512, 5}) {
+      Collector c;
+      std::vector<std::vector<double>> rows;
+      std::vector<ForwardInfo> forwards;
+      SchedulerOptions o = options(3, chunk);
+      o.on_forward = [&](const ForwardInfo& f) { forwards.push_back(f); };
+      BatchScheduler s(model(), tok(), o);
+      auto r = c.request(1, whole.slice(0, audio_begin), kMaxNew, kNoStop);
+      r.open = true;
+      r.open_prompt_tokens = static_cast<int64_t>(whole.size());
+      record_log_probs(r, rows);
+      s.submit(std::move(r));
+      s.submit(c.request(2, text_prompt(kTexts[0]), 30, kNoStop));
+      s.submit(c.request(3, text_prompt(kTexts[4]), 30, kNoStop));
+      size_t at = audio_begin;
+      for (int step = 0; at < whole.size(); ++step) {
+        if (step % 2 == 1) {
+          const size_t end = at + piece >= audio_end ? whole.size() : at + piece;
+          BOOST_REQUIRE(s.append(1, whole.slice(at, end), end == whole.size()));
+          at = end;
+        }
+        s.step();
+      }
+      BOOST_TEST(!s.append(1, whole.slice(0, 1), true), "a closed request took a piece");
+      drain(s);
+      const std::string tag =
+          "pieces of " + std::to_string(piece) + ", chunks of " + std::to_string(chunk);
+      const GenerationResult& res = c.result(1);
+      BOOST_TEST(res.status == GenerationStatus::MaxTokens, tag << ": " << res.error);
+      BOOST_TEST(res.tokens == c0.result(1).tokens, tag);
+      BOOST_TEST(res.prompt_tokens == static_cast<int64_t>(whole.size()), tag);
+      const double d = max_abs_diff(rows, ref);
+      BOOST_TEST_MESSAGE(tag << ": max |Δ log-prob| " << d);
+      BOOST_TEST(d <= 1e-5, tag << ": max |Δ log-prob| " << d);
+      BOOST_TEST(c.result(2).tokens == c0.result(2).tokens, tag);
+      BOOST_TEST(c.result(3).tokens == c0.result(3).tokens, tag);
+      const SchedulerStats st = s.stats();
+      BOOST_TEST(st.open_requests == 1u);
+      // All but the closing piece's tokens (and the token held back) went in while it was open.
+      BOOST_TEST(st.tokens_prefilled_open >= audio_end - audio_begin - piece, tag);
+      BOOST_TEST(st.mixed_forwards > 0u, tag);
+      c.check_consistent();
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_open_request_waits_for_pieces_without_holding_up_the_others) {
+  const PromptInput whole = audio_prompt(10, 12);
+  Collector c;
+  BatchScheduler s(model(), tok(), options(2, 512));
+  auto r = c.request(1, whole.slice(0, 3), 4, kNoStop);
+  r.open = true;
+  r.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  s.submit(std::move(r));
+  s.submit(c.request(2, text_prompt(kTexts[1]), 6, kNoStop));
+  BOOST_TEST(!s.append(7, whole.slice(3, 4), false), "a piece for an unknown request was taken");
+  // The text request runs to its end while the open one has nothing more to prefill.
+  drain(s);
+  BOOST_TEST(c.done() == 1u);
+  BOOST_TEST(c.result(2).tokens == solo_tokens(text_prompt(kTexts[1]), 6, kNoStop));
+  BOOST_TEST(s.active() == 1u);
+  // Two tokens of three went in while open (the third is held back for the closing piece).
+  BOOST_TEST(s.stats().tokens_prefilled_open == 2u);
+  BOOST_TEST(!s.step(), "a step with only a waiting open request did something");
+  BOOST_REQUIRE(s.append(1, whole.slice(3, whole.size()), true));
+  drain(s);
+  BOOST_TEST(c.result(1).tokens == solo_tokens(whole, 4, kNoStop));
+  // An empty closing piece is enough: the held-back token starts the decode.
+  Collector c2;
+  BatchScheduler s2(model(), tok(), options(2, 512));
+  auto r2 = c2.request(1, whole, 4, kNoStop);
+  r2.open = true;
+  r2.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  s2.submit(std::move(r2));
+  drain(s2);
+  BOOST_REQUIRE(s2.append(1, PromptInput{}, true));
+  drain(s2);
+  BOOST_TEST(c2.result(1).tokens == solo_tokens(whole, 4, kNoStop));
+  c.check_consistent();
+  c2.check_consistent();
+}
+
+BOOST_AUTO_TEST_CASE(open_requests_end_on_bad_pieces_deadlines_and_drops) {
+  const PromptInput whole = audio_prompt(10, 13);
+  Collector c;
+  SchedulerOptions o = options(1, 512);
+  o.default_live_queue_limit = 1;
+  BatchScheduler s(model(), tok(), o);
+  auto open = [&](uint64_t id, int64_t capacity) {
+    auto r = c.request(id, whole.slice(0, 3), 4, kNoStop);
+    r.open = true;
+    r.open_prompt_tokens = capacity;
+    r.stream = "cam";
+    r.live = true;
+    return r;
+  };
+  // A bound below the tokens already given: refused at submit, naming the request.
+  s.submit(open(1, 2));
+  // Pieces beyond open_prompt_tokens: an error once taken; later pieces are refused.
+  s.submit(open(2, 5));
+  s.step();
+  BOOST_REQUIRE(s.append(2, whole.slice(3, 6), false));
+  s.step();
+  BOOST_TEST(!s.append(2, whole.slice(6, 7), false));
+  // Live and queued behind nothing: 3 runs; 4 and then 5 queue on the one slot, and 5 drops 4
+  // (the stream's queue holds one).
+  s.submit(open(3, static_cast<int64_t>(whole.size())));
+  s.step();
+  s.submit(open(4, static_cast<int64_t>(whole.size())));
+  s.submit(open(5, static_cast<int64_t>(whole.size())));
+  s.step();
+  BOOST_TEST(!s.append(4, whole.slice(3, 4), false), "a dropped request took a piece");
+  BOOST_TEST(s.append(5, whole.slice(3, 4), false), "a queued open request refused a piece");
+  // A deadline ends an open request that is waiting for pieces.
+  auto r6 = c.request(6, whole.slice(0, 3), 4, kNoStop);
+  r6.open = true;
+  r6.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  r6.deadline = SteadyClock::now() + 30ms;
+  BatchScheduler s6(model(), tok(), options(1, 512));
+  s6.submit(std::move(r6));
+  s6.step();
+  std::this_thread::sleep_for(40ms);
+  s6.step();
+  BOOST_TEST(!s6.append(6, whole.slice(3, 4), false), "an expired request took a piece");
+
+  BOOST_TEST(c.result(1).status == GenerationStatus::Error);
+  BOOST_TEST(c.result(1).error.find("request 1 (cam/describe)") != std::string::npos,
+             c.result(1).error);
+  BOOST_TEST(c.result(1).error.find("open_prompt_tokens") != std::string::npos);
+  BOOST_TEST(c.result(2).status == GenerationStatus::Error);
+  BOOST_TEST(c.result(2).error.find("exceed open_prompt_tokens (5)") != std::string::npos,
+             c.result(2).error);
+  BOOST_TEST(c.result(4).status == GenerationStatus::Dropped);
+  BOOST_TEST(c.result(6).status == GenerationStatus::Deadline);
+  s.cancel_all();
+  BOOST_TEST(c.result(3).status == GenerationStatus::Cancelled);
+  BOOST_TEST(c.result(5).status == GenerationStatus::Cancelled);
+  BOOST_TEST(!s.append(5, whole.slice(3, 4), false), "a cancelled request took a piece");
+  c.check_consistent();
+}
+
+// The engine thread sleeps while its only request waits for pieces, and wakes for each.
+BOOST_AUTO_TEST_CASE(pieces_from_another_thread_wake_the_engine) {
+  const PromptInput whole = audio_prompt(30, 14);
+  Collector c;
+  BatchScheduler s(model(), tok(), options(2, 512));
+  std::jthread engine([&](std::stop_token st) { s.run(st); });
+  auto r = c.request(1, whole.slice(0, 2), 6, kNoStop);
+  r.open = true;
+  r.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  s.submit(std::move(r));
+  for (size_t at = 2; at < whole.size();) {
+    std::this_thread::sleep_for(2ms);
+    const size_t end = std::min(whole.size(), at + 4);
+    BOOST_REQUIRE(s.append(1, whole.slice(at, end), end == whole.size()));
+    at = end;
+  }
+  {
+    std::unique_lock lock(c.mu);
+    BOOST_REQUIRE(c.cv.wait_for(lock, 60s, [&] { return c.seen.contains(1); }));
+  }
+  engine.request_stop();
+  engine.join();
+  BOOST_TEST(c.result(1).tokens == solo_tokens(whole, 6, kNoStop));
+  BOOST_TEST(s.stats().tokens_prefilled_open > 0u);
+  c.check_consistent();
+}

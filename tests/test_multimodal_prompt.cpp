@@ -149,6 +149,69 @@ BOOST_AUTO_TEST_CASE(images_audio_and_video_frames_get_their_own_blocks) {
              std::string::npos);
 }
 
+// A streaming request's prompt is rebuilt from pieces: slices at any cuts between blocks,
+// appended in order, give back the prompt — tokens, the rows each token uses, and blocks that are
+// distinct and in order (their ids may be renumbered, the masks only compare them).
+BOOST_AUTO_TEST_CASE(slices_appended_in_order_give_back_the_prompt) {
+  const auto& m = tiny_model();
+  const int64_t H = m.text->config().hidden;
+  std::vector<MediaEmbedding> items = {media(MediaEmbedding::Kind::Image, 4, H, 1),
+                                       media(MediaEmbedding::Kind::Audio, 5, H, 2),
+                                       media(MediaEmbedding::Kind::Image, 3, H, 3)};
+  const PromptInput p = build_multimodal_prompt(
+      *m.tokenizer, user({image(), text("and"), audio(), image(), text("?")}), items, H);
+  // Every cut that does not split a block, one at a time, and all of them at once.
+  std::vector<size_t> cuts;
+  for (size_t i = 1; i < p.size(); ++i)
+    if (p.block_ids[i] < 0 || p.block_ids[i] != p.block_ids[i - 1]) cuts.push_back(i);
+  BOOST_REQUIRE_GT(cuts.size(), 10u);
+  auto check = [&](const std::vector<size_t>& at) {
+    PromptInput q;
+    size_t begin = 0;
+    for (size_t end : at) {
+      const PromptInput piece = p.slice(begin, end);
+      BOOST_REQUIRE_EQUAL(piece.size(), end - begin);
+      q.append(piece);
+      begin = end;
+    }
+    q.append(p.slice(begin, p.size()));
+    BOOST_REQUIRE(q.tokens == p.tokens);
+    BOOST_REQUIRE_EQUAL(q.hidden, H);
+    BOOST_REQUIRE_EQUAL(q.soft_rows(), p.soft_rows());
+    for (size_t i = 0; i < p.size(); ++i) {
+      BOOST_REQUIRE_EQUAL(q.soft_index[i] < 0, p.soft_index[i] < 0);
+      if (p.soft_index[i] >= 0)
+        BOOST_REQUIRE(std::equal(p.soft.begin() + p.soft_index[i] * H,
+                                 p.soft.begin() + (p.soft_index[i] + 1) * H,
+                                 q.soft.begin() + q.soft_index[i] * H));
+      BOOST_REQUIRE_EQUAL(q.block_ids[i] < 0, p.block_ids[i] < 0);
+      if (i > 0 && p.block_ids[i] >= 0 && p.block_ids[i - 1] >= 0)
+        BOOST_REQUIRE_EQUAL(q.block_ids[i] == q.block_ids[i - 1],
+                            p.block_ids[i] == p.block_ids[i - 1]);
+    }
+  };
+  for (size_t c : cuts) check({c});
+  check(cuts);
+  // A text-only piece may leave its per-token lists empty.
+  PromptInput q = p.slice(0, 2);
+  PromptInput bare;
+  bare.tokens = {p.tokens[2]};
+  q.append(bare);
+  BOOST_TEST(q.soft_index.size() == 3u);
+  BOOST_TEST(q.block_ids.size() == 3u);
+  BOOST_CHECK_THROW(p.slice(3, 2), EngineError);
+  BOOST_CHECK_THROW(p.slice(0, p.size() + 1), EngineError);
+  // Rows of another width cannot join.
+  PromptInput wide;
+  wide.tokens = {p.tokens[0]};
+  wide.soft_index = {0};
+  wide.block_ids = {-1};
+  wide.hidden = H + 1;
+  wide.soft.assign(static_cast<size_t>(H + 1), 0.f);
+  PromptInput whole = p;
+  BOOST_CHECK_THROW(whole.append(wide), EngineError);
+}
+
 BOOST_AUTO_TEST_CASE(media_and_parts_must_match) {
   const auto& m = tiny_model();
   const int64_t H = m.text->config().hidden;

@@ -96,6 +96,49 @@ size_t PromptInput::prefill_cut(size_t begin, size_t max_tokens) const {
   return end;
 }
 
+PromptInput PromptInput::slice(size_t begin, size_t end) const {
+  if (begin > end || end > tokens.size())
+    throw EngineError("prompt slice [" + std::to_string(begin) + ", " + std::to_string(end) +
+                      ") outside a prompt of " + std::to_string(tokens.size()) + " tokens");
+  PromptInput out;
+  out.hidden = hidden;
+  const auto b = static_cast<ptrdiff_t>(begin), e = static_cast<ptrdiff_t>(end);
+  out.tokens.assign(tokens.begin() + b, tokens.begin() + e);
+  out.block_ids.assign(block_ids.begin() + b, block_ids.begin() + e);
+  out.soft_index.reserve(end - begin);
+  for (size_t i = begin; i < end; ++i) {
+    if (soft_index[i] < 0) {
+      out.soft_index.push_back(-1);
+      continue;
+    }
+    out.soft_index.push_back(static_cast<int32_t>(out.soft_rows()));
+    const float* row = soft.data() + soft_index[i] * hidden;
+    out.soft.insert(out.soft.end(), row, row + hidden);
+  }
+  return out;
+}
+
+void PromptInput::append(const PromptInput& more) {
+  if (more.soft_rows() > 0 && soft_rows() > 0 && more.hidden != hidden)
+    throw EngineError("cannot append a prompt with soft rows " + std::to_string(more.hidden) +
+                      " wide to one with rows " + std::to_string(hidden) + " wide");
+  if (hidden == 0) hidden = more.hidden;
+  // A text-only prompt may leave its per-token lists empty.
+  if (soft_index.empty()) soft_index.assign(tokens.size(), -1);
+  if (block_ids.empty()) block_ids.assign(tokens.size(), -1);
+  const auto row_offset = static_cast<int32_t>(soft_rows());
+  int32_t block_offset = 0;
+  for (int32_t id : block_ids) block_offset = std::max(block_offset, id + 1);
+  tokens.insert(tokens.end(), more.tokens.begin(), more.tokens.end());
+  for (size_t i = 0; i < more.size(); ++i) {
+    const int32_t row = i < more.soft_index.size() ? more.soft_index[i] : -1;
+    const int32_t block = i < more.block_ids.size() ? more.block_ids[i] : -1;
+    soft_index.push_back(row < 0 ? -1 : row + row_offset);
+    block_ids.push_back(block < 0 ? -1 : block + block_offset);
+  }
+  soft.insert(soft.end(), more.soft.begin(), more.soft.end());
+}
+
 PromptInput build_multimodal_prompt(const Tokenizer& tok, const std::vector<ChatMessage>& messages,
                                     std::span<const MediaEmbedding> media, int64_t hidden,
                                     const ChatOptions& opt) {

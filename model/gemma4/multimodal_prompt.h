@@ -40,6 +40,12 @@ struct PromptInput {
   // The largest end ≤ begin + max_tokens that does not cut a block in two, so that each image is
   // prefilled in one pass (spec §2.8); a block longer than max_tokens is kept whole.
   size_t prefill_cut(size_t begin, size_t max_tokens) const;
+  // Tokens [begin, end) as a prompt of their own, holding only the soft rows they use. A slice
+  // must not cut a block (see prefill_cut()).
+  PromptInput slice(size_t begin, size_t end) const;
+  // Appends `more`, its soft rows and blocks renumbered after this prompt's: how the prompt of a
+  // streaming request grows. Throws EngineError when both have soft rows of different widths.
+  void append(const PromptInput& more);
 };
 
 // Renders `messages` with the turn format (§5.1), expands each media placeholder in order of

@@ -77,11 +77,6 @@ void Decoder::operator()(pipeline::DecodeJob job, Emit emit, std::function<void(
   g.on_done = [this, info, emit, done, &s,
                &task_metrics = s.tasks.at(info.task)](const GenerationResult& res) {
     count_unfinished(s.metrics, res);
-    // Request made → final: a request that ended without one (dropped, expired, cancelled,
-    // failed) has no latency to count.
-    if (res.ok())
-      task_metrics.request_latency.observe(
-          std::chrono::duration<double>(Clock::now() - info.created).count());
     task_metrics.prompt_tokens.inc(static_cast<double>(res.prompt_tokens));
     task_metrics.generated_tokens.inc(static_cast<double>(res.generated_tokens));
     emit(final_of(info, res));

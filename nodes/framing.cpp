@@ -59,7 +59,10 @@ FramingOutput Framing::operator()(const pipeline::SourceUnit& u) {
   }
   publish_window_counts();
   out.requests = windows_.take();
-  for (pipeline::MediaRequest& r : out.requests) r.start_utc = media_utc(r.start_s);
+  for (pipeline::MediaRequest& r : out.requests) {
+    r.start_utc = media_utc(r.start_s);
+    r.media_complete = u.arrived_steady;
+  }
   if (!out.requests.empty()) {
     ledger_.made(static_cast<int64_t>(out.requests.size()));
     tally_.requests += static_cast<int64_t>(out.requests.size());

@@ -13,16 +13,16 @@ std::vector<ResultEvent> ResultOrder::operator()(pipeline::Outcome o) {
     out.push_back(std::move(o.event));
     return out;
   }
-  const size_t stream = o.request.stream;
-  Queue& q = queues_[{stream, o.request.task}];
+  Queue& q = queues_[{o.request.stream, o.request.task}];
   if (o.request.sequence != q.next) {
-    q.held.emplace(o.request.sequence, std::move(o.event));
+    const uint64_t sequence = o.request.sequence;
+    q.held.emplace(sequence, std::move(o));
     return out;
   }
-  release(stream, std::move(o.event), out);
+  release(std::move(o), out);
   ++q.next;
   for (auto it = q.held.begin(); it != q.held.end() && it->first == q.next; it = q.held.erase(it)) {
-    release(stream, std::move(it->second), out);
+    release(std::move(it->second), out);
     ++q.next;
   }
   return out;
@@ -34,7 +34,18 @@ size_t ResultOrder::held() const {
   return n;
 }
 
-void ResultOrder::release(size_t stream, ResultEvent e, std::vector<ResultEvent>& out) {
+void ResultOrder::release(pipeline::Outcome o, std::vector<ResultEvent>& out) {
+  ResultEvent& e = o.event;
+  const size_t stream = o.request.stream;
+  if (e.kind == ResultEvent::Kind::Final &&
+      o.request.media_complete != std::chrono::steady_clock::time_point{}) {
+    const std::chrono::duration<double> latency =
+        std::chrono::steady_clock::now() - o.request.media_complete;
+    e.latency_ms = latency.count() * 1e3;
+    const auto& tasks = streams_[stream]->tasks;
+    if (const auto it = tasks.find(o.request.task); it != tasks.end())
+      it->second.request_latency.observe(latency.count());
+  }
   ++(e.kind == ResultEvent::Kind::Final ? tally_.finals : tally_.errors);
   unsettled_.push_back({stream, e.stream, e.model});
   out.push_back(std::move(e));

@@ -10,6 +10,10 @@
 // streams would hold every stream's results behind the slowest request of any of them. Order is
 // needed per (stream, task) only, each numbered from 0 by the framing node (RequestInfo::sequence).
 //
+// A final's latency is measured here, as it is released: from its media's completion to this
+// moment (ResultEvent::latency_ms and the stream and task's rawflow_request_latency_seconds), so a
+// final held behind a slower one counts its wait.
+//
 // Graph use: a serial multifunction_node between the decoder (and the projection node's errors)
 // and the sinks.
 #include <cstdint>
@@ -39,10 +43,10 @@ class ResultOrder {
 
  private:
   struct Queue {
-    uint64_t next = 0;                               // the sequence number to release next
-    std::map<uint64_t, pipeline::ResultEvent> held;  // finished early, by sequence number
+    uint64_t next = 0;                           // the sequence number to release next
+    std::map<uint64_t, pipeline::Outcome> held;  // finished early, by sequence number
   };
-  void release(size_t stream, pipeline::ResultEvent e, std::vector<pipeline::ResultEvent>& out);
+  void release(pipeline::Outcome o, std::vector<pipeline::ResultEvent>& out);
 
   std::vector<pipeline::StreamHandles*> streams_;
   pipeline::RunTally& tally_;

@@ -44,6 +44,8 @@ struct SourceUnit {
   std::variant<VideoUnit, AudioUnit, GapUnit, EndUnit, ErrorUnit, LostUnit> body;
   // When the unit reached the graph: live streams place the timeline on the wall clock with it.
   std::chrono::system_clock::time_point arrived = std::chrono::system_clock::now();
+  // The same moment on the steady clock, where latencies are measured from.
+  std::chrono::steady_clock::time_point arrived_steady = std::chrono::steady_clock::now();
 };
 
 // A request's prompt, embedded and tokenized: what the decoder runs.

@@ -328,8 +328,9 @@ Counter& PipelineMetrics::gap_seconds(std::string_view stream) {
 }
 Histogram& PipelineMetrics::request_latency(std::string_view stream, std::string_view task) {
   return r_.histogram("rawflow_request_latency_seconds",
-                      "Request made (window closed) to its final result.", kLatencyBuckets_s,
-                      stream_task_labels(stream, task));
+                      "A request's media complete (its window's last unit reached the graph) to "
+                      "its final released to the sinks.",
+                      kLatencyBuckets_s, stream_task_labels(stream, task));
 }
 Counter& PipelineMetrics::prompt_tokens(std::string_view stream, std::string_view task) {
   return r_.counter("rawflow_prompt_tokens_total", "Prompt tokens prefilled (text and media).",

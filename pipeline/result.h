@@ -25,9 +25,12 @@ struct ResultEvent {
   std::string model;     // model name (general.name or file name)
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
-  double queue_ms = 0;     // request made → first forward that includes it
-  double prefill_ms = 0;   // its prompt's forwards
-  double decode_ms = 0;    // its decode steps
+  double queue_ms = 0;    // request made → first forward that includes it
+  double prefill_ms = 0;  // its prompt's forwards
+  double decode_ms = 0;   // its decode steps
+  // Final: its request's media complete (the unit that completed it reached the graph) → the
+  // final released to the sinks. < 0: not measured (not a final, or no media time).
+  double latency_ms = -1;
   std::string error;       // kind Error: what went wrong, where
   std::string stats_json;  // kind Stats: a JSON object with the counters (already serialized)
   // kind End: the source read its input to the end (false: it could not be opened, or failed)

@@ -31,6 +31,9 @@ struct RequestInfo {
   double start_s = 0, end_s = 0;  // media time covered
   std::string start_utc;          // live streams: wall clock at start_s (framing node); else ""
   std::chrono::steady_clock::time_point created;
+  // When the unit that completed its media (or ended its window early) reached the graph: where
+  // its final's latency_ms starts (framing node). Unset: no latency is reported.
+  std::chrono::steady_clock::time_point media_complete{};
 };
 
 struct MediaRequest : RequestInfo {

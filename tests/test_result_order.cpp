@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "nodes/result_order.h"
@@ -98,4 +99,46 @@ BOOST_FIXTURE_TEST_CASE(an_incomplete_stream_ends_after_its_last_error, Fixture)
   for (uint64_t i = 0; i < 9; ++i) put(0, 0, i, Kind::Final);
   BOOST_TEST(put(0, 0, 9, Kind::Error) == (V{"0/0#9", "end:a:incomplete"}),
              boost::test_tools::per_element());
+}
+
+// latency_ms: from the moment the request's media was complete to the final's release, so a
+// final held behind a slower one counts its wait; the same value goes to the stream and task's
+// rawflow_request_latency_seconds. Errors and partials carry none.
+BOOST_FIXTURE_TEST_CASE(finals_carry_their_latency_from_media_complete_to_release, Fixture) {
+  using namespace std::chrono;
+  streams[0]->tasks.emplace(0, metrics.for_task("a", "speech"));
+  const auto t0 = steady_clock::now();
+  auto outcome = [&](uint64_t seq, Kind kind) {
+    Outcome o;
+    o.request.stream = 0;
+    o.request.task = 0;
+    o.request.sequence = seq;
+    o.request.media_complete = t0;
+    o.event.kind = kind;
+    o.event.stream = "a";
+    return o;
+  };
+  std::this_thread::sleep_for(20ms);
+  BOOST_TEST((*order)(outcome(1, Kind::Final)).empty());  // held behind request 0
+  BOOST_TEST((*order)(outcome(0, Kind::Partial))[0].latency_ms < 0);
+  std::this_thread::sleep_for(30ms);
+  const auto out = (*order)(outcome(0, Kind::Final));
+  const double waited_ms = duration<double, std::milli>(steady_clock::now() - t0).count();
+  BOOST_REQUIRE_EQUAL(out.size(), 2u);
+  for (const ResultEvent& e : out) {
+    BOOST_TEST(e.latency_ms >= 50.0);  // both released now: the held one counts its wait
+    BOOST_TEST(e.latency_ms <= waited_ms);
+    BOOST_TEST(to_json(e).find("\"latency_ms\":") != std::string::npos);
+  }
+  const auto error = (*order)(outcome(2, Kind::Error));
+  BOOST_REQUIRE_EQUAL(error.size(), 1u);
+  BOOST_TEST(error[0].latency_ms < 0);
+  BOOST_TEST(to_json(error[0]).find("latency_ms") == std::string::npos);
+  // Without a media time (media_complete unset) nothing is measured.
+  Outcome bare = outcome(3, Kind::Final);
+  bare.request.media_complete = {};
+  BOOST_TEST((*order)(bare)[0].latency_ms < 0);
+  const auto h = streams[0]->tasks.at(0).request_latency.snapshot();
+  BOOST_TEST(h.count == 2u);
+  BOOST_TEST(h.sum >= 0.1);
 }

@@ -319,6 +319,12 @@ lags = [t(e["wall_utc"]) - (t(e["media_start_utc"]) + e["media_end"] - e["media_
         for e in ev if e["kind"] == "final"]
 assert -0.25 <= min(lags) and max(lags) <= 60.0, (min(lags), max(lags))
 print("final made %.2f-%.2f s after its media was received" % (min(lags), max(lags)))
+# Every final carries latency_ms: its media complete (the closing unit reached the graph) → its
+# release to the sinks, measured on the steady clock; the same 60 s bound.
+lat = [e.get("latency_ms") for e in ev if e["kind"] == "final"]
+assert all(isinstance(x, (int, float)) and 0 <= x <= 60e3 for x in lat), [x for x in lat if not isinstance(x, (int, float)) or not 0 <= x <= 60e3][:5]
+assert not any("latency_ms" in e for e in ev if e["kind"] != "final")
+print("latency_ms of %d finals: %.0f-%.0f ms" % (len(lat), min(lat), max(lat)))
 streams = {e["stream"] for e in ev if e["kind"] == "final"}
 assert {"lobby", "entrance", "dock", "parking"} <= streams, streams
 # Stats every metrics.interval_s: one event per stream holding that stream's series only, and
@@ -331,6 +337,9 @@ for e in stats:
 last_stats = {e["stream"]: e["stats"] for e in stats}
 assert all(s["rawflow_reconnects_total"][0]["value"] >= 2
            for n, s in last_stats.items() if n), last_stats
+# The latency histogram (per stream and task) counted finals.
+assert any(s.get("count", 0) > 0 for n, st in last_stats.items() if n
+           for s in st.get("rawflow_request_latency_seconds", [])), last_stats.get("lobby")
 rates = [e["stats"]["rawflow_decode_tokens_per_second"][0]["value"] for e in stats if not e["stream"]]
 assert max(rates) > 0, rates
 print("decode tokens/s in the stats events:", ["%.1f" % r for r in rates])

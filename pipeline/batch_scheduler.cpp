@@ -105,7 +105,8 @@ struct BatchScheduler::Sequence {
 // An open request's pieces, appended by any thread and taken into its prompt by the stepping one.
 struct BatchScheduler::OpenPrompt {
   std::vector<PromptInput> pieces;
-  bool closed = false;  // the last piece has been appended
+  bool closed = false;                              // the last piece has been appended
+  std::optional<SteadyClock::time_point> deadline;  // to replace the running request's
 };
 
 // A request finished outside a forward (rejected, dropped, expired in the queue, cancelled).
@@ -227,7 +228,8 @@ void BatchScheduler::submit(GenerationRequest req) {
   wake_.notify_all();
 }
 
-bool BatchScheduler::append(uint64_t id, PromptInput piece, bool last) {
+bool BatchScheduler::append(uint64_t id, PromptInput piece, bool last,
+                            std::optional<SteadyClock::time_point> deadline) {
   {
     std::lock_guard lock(mutex_);
     const auto it = open_.find(id);
@@ -236,6 +238,38 @@ bool BatchScheduler::append(uint64_t id, PromptInput piece, bool last) {
     if (piece.block_ids.empty()) piece.block_ids.assign(piece.size(), -1);
     it->second.pieces.push_back(std::move(piece));
     it->second.closed = last;
+    if (deadline) {
+      // A queued request's deadline is checked at admission: change it there too.
+      it->second.deadline = deadline;
+      for (auto& q : queue_)
+        if (q->req.id == id) q->req.deadline = *deadline;
+    }
+    work_arrived_ = true;
+  }
+  wake_.notify_all();
+  return true;
+}
+
+bool BatchScheduler::cancel(uint64_t id) {
+  std::vector<Notice> none;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = std::find_if(queue_.begin(), queue_.end(),
+                                 [&](const std::unique_ptr<Queued>& q) { return q->req.id == id; });
+    if (it != queue_.end()) {
+      GenerationResult res = result_of((*it)->req);
+      res.status = GenerationStatus::Cancelled;
+      res.queue_ms = ms_between((*it)->req.created, SteadyClock::now());
+      notices_.push_back({std::move((*it)->req.on_done), std::move(res)});
+      open_.erase(id);
+      ++stats_.finished[static_cast<size_t>(GenerationStatus::Cancelled)];
+      queue_.erase(it);
+      publish_gauges_locked();
+    } else if (running_ids_.contains(id)) {
+      cancels_.insert(id);
+    } else {
+      return false;
+    }
     work_arrived_ = true;
   }
   wake_.notify_all();
@@ -305,6 +339,7 @@ void BatchScheduler::admit(SteadyClock::time_point now, std::vector<Notice>& not
       const size_t need = queue_.front()->kv_estimate;
       if (opt_.kv_budget_bytes > 0 && kv_reserved_ + need > opt_.kv_budget_bytes) break;
       kv_reserved_ += need;
+      running_ids_.insert(queue_.front()->req.id);
       admitted.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
@@ -355,6 +390,8 @@ void BatchScheduler::finish(size_t index, GenerationStatus status, std::string e
   {
     std::lock_guard lock(mutex_);
     if (s->awaiting) open_.erase(s->req.id);
+    running_ids_.erase(s->req.id);
+    cancels_.erase(s->req.id);
     ++stats_.finished[static_cast<size_t>(status)];
     if (status == GenerationStatus::Deadline) ++stats_.deadline_running;
     stats_.active = running_.size();
@@ -383,6 +420,7 @@ void BatchScheduler::take_pieces() {
       if (it == open_.end() || (it->second.pieces.empty() && !it->second.closed)) continue;
       taken.push_back({i, std::move(it->second.pieces), it->second.closed});
       it->second.pieces.clear();
+      if (it->second.deadline) running_[i]->req.deadline = *it->second.deadline;
       if (it->second.closed) open_.erase(it);
     }
   }
@@ -409,6 +447,16 @@ void BatchScheduler::take_pieces() {
   // From the back, so that the indices of the others stay valid.
   for (auto it = failed.rbegin(); it != failed.rend(); ++it)
     finish(it->first, GenerationStatus::Error, std::move(it->second));
+}
+
+void BatchScheduler::take_cancels() {
+  std::set<uint64_t> ids;
+  {
+    std::lock_guard lock(mutex_);
+    ids.swap(cancels_);
+  }
+  for (size_t i = running_.size(); i-- > 0;)
+    if (ids.contains(running_[i]->req.id)) finish(i, GenerationStatus::Cancelled);
 }
 
 void BatchScheduler::expire_running(SteadyClock::time_point now) {
@@ -580,6 +628,7 @@ bool BatchScheduler::step() {
   expire_running(now);
   admit(now, notices);
   deliver(notices);
+  take_cancels();
   take_pieces();
   bool did = !notices.empty() || running_.size() != running_before;
   if (run_forward()) {

@@ -21,6 +21,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -167,10 +169,16 @@ class BatchScheduler {
   // above the whole budget) finishes with Error. Its on_done runs on the stepping thread.
   void submit(GenerationRequest req);
 
-  // Adds `piece` to the prompt of open request `id`; `last` closes it. Any thread. Returns false,
-  // discarding the piece, when `id` is not an open request waiting for pieces (unknown, closed, or
-  // finished: dropped, expired, failed). A bad piece ends the request with Error.
-  bool append(uint64_t id, PromptInput piece, bool last);
+  // Adds `piece` to the prompt of open request `id`; `last` closes it. `deadline`, when given,
+  // replaces the request's (an open request's deadline is usually known once its media is). Any
+  // thread. Returns false, discarding the piece, when `id` is not an open request waiting for
+  // pieces (unknown, closed, or finished: dropped, expired, failed). A bad piece ends the request
+  // with Error.
+  bool append(uint64_t id, PromptInput piece, bool last,
+              std::optional<SteadyClock::time_point> deadline = std::nullopt);
+  // Ends request `id` with Cancelled: at once when queued, at the next step when running (its
+  // cache is freed then). Any thread. Returns false when no such request is queued or running.
+  bool cancel(uint64_t id);
 
   // One forward over the running sequences after delivering queued notices, expiring deadlines
   // and admitting queued requests. Returns false when there was nothing to do. Throws EngineError
@@ -196,6 +204,7 @@ class BatchScheduler {
 
   void admit(SteadyClock::time_point now, std::vector<Notice>& notices);
   void take_pieces();
+  void take_cancels();
   void expire_running(SteadyClock::time_point now);
   bool run_forward();  // false when no sequence had anything to run
   void finish(size_t index, GenerationStatus status, std::string error = {});
@@ -218,7 +227,9 @@ class BatchScheduler {
   std::vector<Notice> notices_;  // finished outside a forward (dropped, rejected), not delivered
   // Open requests still taking pieces (queued or running), with the pieces not yet taken.
   std::map<uint64_t, OpenPrompt> open_;
-  bool work_arrived_ = false;  // a request or piece arrived since the last step() began
+  bool work_arrived_ = false;       // a request or piece arrived since the last step() began
+  std::set<uint64_t> running_ids_;  // of running_, for cancel() from other threads
+  std::set<uint64_t> cancels_;      // running requests cancel() asked to end
   SchedulerStats stats_;
 
   // Owned by the stepping thread.

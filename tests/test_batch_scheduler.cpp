@@ -825,3 +825,53 @@ BOOST_AUTO_TEST_CASE(pieces_from_another_thread_wake_the_engine) {
   BOOST_TEST(s.stats().tokens_prefilled_open > 0u);
   c.check_consistent();
 }
+
+// cancel(): a queued request ends at once, a running one at the next step (its slot goes to the
+// next request); the deadline given with a closing piece replaces the open request's.
+BOOST_AUTO_TEST_CASE(cancel_and_the_closing_deadline) {
+  const PromptInput whole = audio_prompt(10, 15);
+  Collector c;
+  BatchScheduler s(model(), tok(), options(1, 512));
+  auto open = c.request(1, whole.slice(0, 3), 4, kNoStop);
+  open.open = true;
+  open.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  s.submit(std::move(open));
+  s.submit(c.request(2, text_prompt(kTexts[1]), 4, kNoStop));
+  s.submit(c.request(3, text_prompt(kTexts[3]), 4, kNoStop));
+  s.step();                 // 1 runs (and waits for pieces); 2 and 3 queue
+  BOOST_TEST(s.cancel(3));  // queued: ends at once
+  BOOST_TEST(!s.cancel(3));
+  BOOST_TEST(!s.cancel(99));
+  BOOST_TEST(s.cancel(1));  // running: ends at the next step, and 2 takes its slot
+  s.step();
+  BOOST_TEST(c.result(1).status == GenerationStatus::Cancelled);
+  BOOST_TEST(c.result(3).status == GenerationStatus::Cancelled);
+  BOOST_TEST(!s.append(1, whole.slice(3, 4), false), "a cancelled request took a piece");
+  drain(s);
+  BOOST_TEST(c.result(2).tokens == solo_tokens(text_prompt(kTexts[1]), 4, kNoStop));
+  BOOST_TEST(!s.cancel(2), "a finished request was cancelled");
+
+  // Running: the closing piece's deadline (already past) ends it with Deadline at the next step.
+  auto r4 = c.request(4, whole.slice(0, 3), 4, kNoStop);
+  r4.open = true;
+  r4.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  s.submit(std::move(r4));
+  s.step();
+  BOOST_REQUIRE(s.append(4, whole.slice(3, whole.size()), true, SteadyClock::now()));
+  s.step();
+  BOOST_TEST(c.result(4).status == GenerationStatus::Deadline);
+  // Queued: the new deadline applies in the queue.
+  BatchScheduler s2(model(), tok(), options(1, 512));
+  s2.submit(c.request(5, text_prompt(kTexts[2]), 30, kNoStop));
+  auto r6 = c.request(6, whole.slice(0, 3), 4, kNoStop);
+  r6.open = true;
+  r6.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  s2.submit(std::move(r6));
+  s2.step();
+  BOOST_REQUIRE(s2.append(6, whole.slice(3, whole.size()), true, SteadyClock::now()));
+  s2.step();
+  BOOST_TEST(c.result(6).status == GenerationStatus::Deadline);
+  BOOST_TEST(c.result(6).first_forward == 0u);
+  drain(s2);
+  c.check_consistent();
+}

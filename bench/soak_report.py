@@ -98,13 +98,20 @@ def main():
                   key, tail[0][key], tail[-1][key], min(r[key] for r in tail),
                   max(r[key] for r in tail), b, unit, se, sd, limit, "flat" if flat else "GROWS"))
 
-    # ---- latency: a final's wall clock minus the wall clock at which the end of its media arrived
+    # ---- latency: a final's latency_ms (its media complete → released to the sinks, measured by
+    # rawflow on the steady clock); for builds before latency_ms, its wall clock minus the wall
+    # clock at which the end of its media arrived (estimated from media_start_utc).
     print("\nrequest latency (final − arrival of the window's last media), per 10 minutes:")
     blocks = {}
     for e in events:
-        if e["kind"] != "final" or not e.get("media_start_utc"):
+        if e["kind"] != "final":
             continue
-        lat = epoch(e["wall_utc"]) - (epoch(e["media_start_utc"]) + e["media_end"] - e["media_start"])
+        if "latency_ms" in e:
+            lat = e["latency_ms"] / 1e3
+        elif e.get("media_start_utc"):
+            lat = epoch(e["wall_utc"]) - (epoch(e["media_start_utc"]) + e["media_end"] - e["media_start"])
+        else:
+            continue
         b = int((epoch(e["wall_utc"]) - t_wall0) // 600)
         blocks.setdefault(b, {}).setdefault(e["task"], []).append(lat)
     tasks = sorted({t for v in blocks.values() for t in v})

@@ -53,6 +53,9 @@ StreamWindows::StreamWindows(const PipelineConfig& cfg, size_t stream_index)
     st.task = static_cast<size_t>(t - cfg.tasks.data());
     st.cfg = t;
     st.next_at = t->interval_s;
+    if (t->kind == TaskKind::Transcribe && t->streaming_prefill_s > 0)
+      st.piece =
+          std::max<int64_t>(1, std::llround(t->streaming_prefill_s * kRate / kFrame)) * kFrame;
     tasks_.push_back(std::move(st));
   }
 }
@@ -67,6 +70,7 @@ void StreamWindows::on_audio(const std::vector<float>& samples) {
     if (t.cfg->kind == TaskKind::Transcribe) {
       const int64_t window = std::llround(t.cfg->audio_window_s * kRate);
       while (t.next_start + window <= total_) fire_transcribe(t, t.next_start + window);
+      if (t.piece > 0) stream_pieces(t);
     } else if (!t.cfg->uses_video()) {  // audio-only prompt task: intervals on the audio clock
       while (audio_time() >= t.next_at) fire_interval(t);
     }
@@ -119,7 +123,7 @@ void StreamWindows::close_open_windows() {
   if (!media_since_restart_) return;  // e.g. a gap right after on_lost(): nothing is open
   for (TaskState& t : tasks_) {
     if (t.cfg->kind == TaskKind::Transcribe) {
-      if (remainder_wanted(t)) fire_transcribe(t, total_);
+      if (remainder_wanted(t)) fire_transcribe(t, total_);  // the others: abandon_streamed
     } else if (!t.frames.empty() ||
                (!t.cfg->uses_video() && audio_time() > t.next_at - t.cfg->interval_s)) {
       fire_interval(t);  // an interval with frames, or an audio-only one with audio in it
@@ -128,6 +132,7 @@ void StreamWindows::close_open_windows() {
 }
 
 void StreamWindows::restart_windows() {
+  for (TaskState& t : tasks_) abandon_streamed(t);
   buf_.clear();
   buf_first_ = total_;
   audio_used_.forget_below(received_ / kFrame);
@@ -139,12 +144,43 @@ void StreamWindows::restart_windows() {
   media_since_restart_ = false;
 }
 
-void StreamWindows::on_end() { close_open_windows(); }
+void StreamWindows::on_end() {
+  close_open_windows();
+  for (TaskState& t : tasks_) abandon_streamed(t);
+}
 
 std::vector<MediaRequest> StreamWindows::take() {
   std::vector<MediaRequest> r;
   r.swap(out_);
   return r;
+}
+
+std::vector<EarlyPrefill> StreamWindows::take_early() {
+  std::vector<EarlyPrefill> e;
+  e.swap(early_);
+  return e;
+}
+
+// Every window open now (they overlap when the hop is shorter than the window) hands on its
+// audio in whole pieces. None reaches its window's end: on_audio fired the complete ones first.
+void StreamWindows::stream_pieces(TaskState& t) {
+  const int64_t hop = std::max<int64_t>(1, std::llround(t.cfg->interval_s * kRate));
+  for (int64_t start = t.next_start; start < total_; start += hop) {
+    int64_t& done = t.streamed.try_emplace(start, start).first->second;
+    while (done + t.piece <= total_) {
+      AudioPiece p{t.task, start, done, {}};
+      p.samples.assign(buf_.begin() + (done - buf_first_),
+                       buf_.begin() + (done + t.piece - buf_first_));
+      early_.emplace_back(std::move(p));
+      done += t.piece;
+    }
+  }
+}
+
+void StreamWindows::abandon_streamed(TaskState& t) {
+  for (const auto& [start, done] : t.streamed)
+    if (done > start) early_.emplace_back(AbandonedWindow{t.task, start});
+  t.streamed.clear();
 }
 
 bool StreamWindows::remainder_wanted(const TaskState& t) const {
@@ -161,12 +197,21 @@ void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
   take_audio(r, t.next_start, end);
   r.start_s = static_cast<double>(t.next_start) / kRate;
   r.end_s = static_cast<double>(end) / kRate;
+  // The window's pieces, if it had any: its request carries their key, or it is abandoned.
+  bool streamed = false;
+  if (const auto it = t.streamed.find(t.next_start); it != t.streamed.end()) {
+    streamed = it->second > it->first;
+    t.streamed.erase(it);
+  }
+  const int64_t window_start = t.next_start;
   const int64_t hop = std::max<int64_t>(1, std::llround(t.cfg->interval_s * kRate));
   t.next_start += hop;
   if (!passes_gate(*t.cfg, r.audio)) {
     ++stats_.silent_skipped;
+    if (streamed) early_.emplace_back(AbandonedWindow{t.task, window_start});
     return;
   }
+  if (streamed) r.window_start = window_start;
   count_audio_used(r.audio_first_sample, end);
   r.id = next_request_id();
   r.sequence = t.made++;

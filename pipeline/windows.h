@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "media/image.h"
@@ -41,7 +42,28 @@ struct MediaRequest : RequestInfo {
   std::vector<double> frame_times;
   std::vector<float> audio;        // 16 kHz mono, [start, end) of the audio part
   int64_t audio_first_sample = 0;  // timeline sample index of audio[0]
+  // A transcribe window whose audio went ahead in AudioPieces: their window_start; else −1.
+  int64_t window_start = -1;
 };
+
+// Early prefill of a transcribe window that is still open (TaskConfig::streaming_prefill_s): its
+// audio so far in pieces of whole 40 ms frames from the window's start, so that the decoder can
+// prefill them before the window closes (BatchScheduler's open requests). A window is keyed by
+// (stream, task, window_start); its pieces come before its request (MediaRequest::window_start),
+// and a window that had pieces but ends without a request (silence gate, a remainder too short to
+// be worth one, a restart after a gap or loss, the end of a file) is abandoned.
+struct AudioPiece {
+  size_t task = 0;
+  int64_t window_start = 0;  // timeline sample of the window's first sample
+  int64_t first_sample =
+      0;  // timeline sample of samples[0]: window_start + a whole number of frames
+  std::vector<float> samples;  // whole 640-sample frames
+};
+struct AbandonedWindow {
+  size_t task = 0;
+  int64_t window_start = 0;
+};
+using EarlyPrefill = std::variant<AudioPiece, AbandonedWindow>;
 
 // Units that went into requests, each counted once however many requests share it
 // (docs/metrics.md). Audio frames are the 640-sample frames of the received audio (gaps excluded),
@@ -90,6 +112,9 @@ class StreamWindows {
 
   // Requests made since the last call, in the order they were made.
   std::vector<MediaRequest> take();
+  // Early-prefill pieces and abandoned windows since the last call, in order. A window's pieces
+  // were all taken by an earlier call than its request or abandonment.
+  std::vector<EarlyPrefill> take_early();
   const WindowStats& stats() const { return stats_; }
   // Seconds of audio received so far on the timeline (gaps included).
   double audio_time() const { return static_cast<double>(total_) / kRate; }
@@ -107,11 +132,13 @@ class StreamWindows {
   struct TaskState {
     size_t task = 0;
     const TaskConfig* cfg = nullptr;
-    int64_t next_start = 0;         // transcribe: timeline sample index of the next window
-    int64_t covered_end = 0;        // transcribe: end of the last window made (0: none yet)
-    double next_at = 0;             // describe/prompt: end of the current interval
-    uint64_t made = 0;              // requests made: the next one's sequence number
-    std::vector<HeldFrame> frames;  // kept for the current interval
+    int64_t next_start = 0;               // transcribe: timeline sample index of the next window
+    int64_t covered_end = 0;              // transcribe: end of the last window made (0: none yet)
+    double next_at = 0;                   // describe/prompt: end of the current interval
+    uint64_t made = 0;                    // requests made: the next one's sequence number
+    std::vector<HeldFrame> frames;        // kept for the current interval
+    int64_t piece = 0;                    // transcribe: samples per early-prefill piece; 0 = off
+    std::map<int64_t, int64_t> streamed;  // open window's start → end of its pieces so far
   };
 
   // A transcribe window's remainder, closed by a gap or the end of a file, gets a request only
@@ -124,6 +151,9 @@ class StreamWindows {
   // Every task's next window starts at the timeline's current end (after a gap or a loss).
   void restart_windows();
   void fire_transcribe(TaskState& t, int64_t end);
+  void stream_pieces(TaskState& t);
+  // The windows that had pieces and will get no request: abandoned.
+  void abandon_streamed(TaskState& t);
   void fire_interval(TaskState& t);
   void take_audio(MediaRequest& r, int64_t begin, int64_t end);
   bool passes_gate(const TaskConfig& t, const std::vector<float>& audio) const;
@@ -144,6 +174,7 @@ class StreamWindows {
   UsedUnits audio_used_;  // received-audio frame numbers
   UsedUnits video_used_;  // video frame arrival numbers
   std::vector<MediaRequest> out_;
+  std::vector<EarlyPrefill> early_;
   WindowStats stats_;
 };
 

@@ -3,8 +3,11 @@
 // constant-level tone, 2×2 frames); every expected count is exact arithmetic on 640-sample audio
 // frames at 16 kHz (25 per second), so the checks are equalities.
 #define BOOST_TEST_MODULE test_windows
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <map>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "pipeline/config.h"
@@ -250,4 +253,155 @@ BOOST_AUTO_TEST_CASE(requests_are_droppable_exactly_when_the_stream_drops_the_ol
   BOOST_TEST(droppable("rtsp://127.0.0.1/cam", "") == true);
   BOOST_TEST(droppable("rtsp://127.0.0.1/cam", "    queue: {overflow: block}\n") == false);
   BOOST_TEST(droppable("clip.mkv", "") == false);
+}
+
+// ---- Early prefill pieces (TaskConfig::streaming_prefill_s; not a YAML key yet)
+
+namespace {
+
+// Audio whose every sample says where it is on the timeline, so pieces can be checked exactly.
+void feed_ramp(StreamWindows& w, int64_t from, int64_t to, int packet = 1000) {
+  for (int64_t at = from; at < to; at += packet) {
+    std::vector<float> v(static_cast<size_t>(std::min<int64_t>(packet, to - at)));
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = static_cast<float>(at + static_cast<int64_t>(i)) / 1e6f;
+    w.on_audio(v);
+  }
+}
+
+struct Early {
+  std::map<int64_t, std::vector<const AudioPiece*>> pieces;  // by window start
+  std::vector<int64_t> abandoned;
+  std::vector<EarlyPrefill> all;
+  void add(std::vector<EarlyPrefill> more) {
+    for (auto& e : more) all.push_back(std::move(e));
+    pieces.clear();
+    abandoned.clear();
+    for (const auto& e : all) {
+      if (const auto* p = std::get_if<AudioPiece>(&e))
+        pieces[p->window_start].push_back(p);
+      else
+        abandoned.push_back(std::get<AbandonedWindow>(e).window_start);
+    }
+  }
+};
+
+PipelineConfig streaming_config(const std::string& task, double piece_s) {
+  PipelineConfig cfg = config(task);
+  cfg.tasks[0].streaming_prefill_s = piece_s;
+  return cfg;
+}
+
+}  // namespace
+
+// A 5 s window with 1 s pieces: the first four seconds go ahead as pieces of whole frames, in
+// order, each exactly the request's audio at its place; the request carries the window's key.
+BOOST_AUTO_TEST_CASE(an_open_window_hands_its_audio_on_in_whole_frame_pieces) {
+  const PipelineConfig cfg =
+      streaming_config("  - {name: speech, kind: transcribe, window_s: 5}\n", 1.0);
+  StreamWindows w(cfg, 0);
+  Early e;
+  std::vector<MediaRequest> reqs;
+  for (int64_t at = 0; at < 12 * kRate; at += 3000) {  // packets not aligned to frames
+    feed_ramp(w, at, at + 3000, 3000);
+    // Every piece of a window was taken before (or with) its request.
+    for (MediaRequest& r : w.take()) {
+      BOOST_TEST(r.window_start == static_cast<int64_t>(r.start_s * kRate));
+      BOOST_TEST(e.pieces.count(r.window_start) == 1u);
+      reqs.push_back(std::move(r));
+    }
+    e.add(w.take_early());
+  }
+  BOOST_REQUIRE_EQUAL(reqs.size(), 2u);  // [0, 5) and [5, 10)
+  for (const MediaRequest& r : reqs) {
+    const auto& ps = e.pieces.at(r.window_start);
+    BOOST_REQUIRE_EQUAL(ps.size(), 4u);
+    int64_t expect = r.window_start;
+    for (const AudioPiece* p : ps) {
+      BOOST_TEST(p->first_sample == expect);
+      BOOST_REQUIRE_EQUAL(p->samples.size(), static_cast<size_t>(kRate));  // 25 frames
+      // The piece is the request's audio at the same place, sample for sample.
+      const size_t off = static_cast<size_t>(p->first_sample - r.audio_first_sample);
+      BOOST_TEST(std::equal(p->samples.begin(), p->samples.end(), r.audio.begin() + off));
+      expect += kRate;
+    }
+  }
+  // [10, 15) is open at 12 s: two pieces so far.
+  BOOST_TEST(e.pieces.at(10 * kRate).size() == 2u);
+  BOOST_TEST(e.abandoned.empty());
+  // The end of the file closes it as a remainder (2 s ≥ kMinRemainder): a request, no abandon.
+  w.on_end();
+  const auto last = w.take();
+  BOOST_REQUIRE_EQUAL(last.size(), 1u);
+  BOOST_TEST(last[0].window_start == 10 * kRate);
+  e.add(w.take_early());
+  BOOST_TEST(e.abandoned.empty());
+}
+
+// Overlapping windows (4 s every 2 s) each get their own pieces of the shared audio; a piece size
+// that is not a whole number of frames is rounded to one (0.5 s → 13 frames).
+BOOST_AUTO_TEST_CASE(overlapping_windows_each_get_pieces) {
+  const PipelineConfig cfg =
+      streaming_config("  - {name: speech, kind: transcribe, window_s: 4, hop_s: 2}\n", 0.5);
+  StreamWindows w(cfg, 0);
+  feed_ramp(w, 0, 5 * kRate);
+  Early e;
+  e.add(w.take_early());
+  const std::vector<MediaRequest> reqs = w.take();
+  BOOST_REQUIRE_EQUAL(reqs.size(), 1u);  // [0, 4)
+  BOOST_TEST(reqs[0].window_start == 0);
+  const int64_t piece = 13 * 640;
+  // [0, 4): floor(4 s / piece) = 7 pieces (the 8th would pass 4 s: the request came instead);
+  // [2, 6) open at 5 s: 3 s → 5 pieces; [4, 8): 1 s → 1 piece.
+  BOOST_TEST(e.pieces.at(0).size() == static_cast<size_t>(4 * kRate / piece));
+  BOOST_TEST(e.pieces.at(2 * kRate).size() == static_cast<size_t>(3 * kRate / piece));
+  BOOST_TEST(e.pieces.at(4 * kRate).size() == static_cast<size_t>(1 * kRate / piece));
+  for (const auto& [start, ps] : e.pieces)
+    for (const AudioPiece* p : ps) {
+      BOOST_TEST(p->samples.size() == static_cast<size_t>(piece));
+      BOOST_TEST((p->first_sample - start) % piece == 0);
+      BOOST_TEST(p->samples.front() == static_cast<float>(p->first_sample) / 1e6f);
+    }
+}
+
+// Windows that had pieces and get no request are abandoned: a silent window (the gate), and
+// after a gap every window still open except the one the gap closes as a remainder.
+BOOST_AUTO_TEST_CASE(windows_without_a_request_are_abandoned) {
+  {
+    const PipelineConfig cfg = streaming_config(
+        "  - {name: speech, kind: transcribe, window_s: 2, silence_gate: {enabled: true}}\n", 0.5);
+    StreamWindows w(cfg, 0);
+    for (int i = 0; i < 48; ++i) w.on_audio(std::vector<float>(1000, 0.0f));  // 3 s of silence
+    Early e;
+    e.add(w.take_early());
+    BOOST_TEST(w.take().empty());
+    BOOST_TEST(w.stats().silent_skipped == 1);
+    BOOST_TEST(e.abandoned == std::vector<int64_t>{0});
+    BOOST_TEST(e.pieces.count(2 * kRate) == 1u);  // [2, 4) is open, with 1 s of pieces
+  }
+  {
+    const PipelineConfig cfg =
+        streaming_config("  - {name: speech, kind: transcribe, window_s: 4, hop_s: 2}\n", 0.5);
+    StreamWindows w(cfg, 0);
+    feed_ramp(w, 0, 5 * kRate);
+    (void)w.take();
+    Early e;
+    e.add(w.take_early());
+    w.on_gap(3.0);
+    e.add(w.take_early());
+    const auto reqs = w.take();
+    // The gap closes [2, 5) as a remainder (1 s not covered by [0, 4): wanted) with its key;
+    // [4, ...) had a piece and is abandoned.
+    BOOST_REQUIRE_EQUAL(reqs.size(), 1u);
+    BOOST_TEST(reqs[0].window_start == 2 * kRate);
+    BOOST_TEST(e.abandoned == std::vector<int64_t>{4 * kRate});
+  }
+  {  // Off: no pieces, no keys.
+    const PipelineConfig cfg = config("  - {name: speech, kind: transcribe, window_s: 2}\n");
+    StreamWindows w(cfg, 0);
+    feed_ramp(w, 0, 5 * kRate);
+    w.on_end();
+    BOOST_TEST(w.take_early().empty());
+    for (const MediaRequest& r : w.take()) BOOST_TEST(r.window_start == -1);
+  }
 }

@@ -19,7 +19,9 @@
 #include "media/media_error.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#include <sanitizer/allocator_interface.h>
+// The sanitizer runtimes' allocator statistics (clang's <sanitizer/allocator_interface.h>; GCC
+// ships no such header, the runtime has the function).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #else
 #include <malloc.h>
 #endif

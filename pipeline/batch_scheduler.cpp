@@ -257,12 +257,7 @@ bool BatchScheduler::cancel(uint64_t id) {
     const auto it = std::find_if(queue_.begin(), queue_.end(),
                                  [&](const std::unique_ptr<Queued>& q) { return q->req.id == id; });
     if (it != queue_.end()) {
-      GenerationResult res = result_of((*it)->req);
-      res.status = GenerationStatus::Cancelled;
-      res.queue_ms = ms_between((*it)->req.created, SteadyClock::now());
-      notices_.push_back({std::move((*it)->req.on_done), std::move(res)});
-      open_.erase(id);
-      ++stats_.finished[static_cast<size_t>(GenerationStatus::Cancelled)];
+      end_queued_locked(**it, GenerationStatus::Cancelled, SteadyClock::now(), notices_);
       queue_.erase(it);
       publish_gauges_locked();
     } else if (running_ids_.contains(id)) {
@@ -274,6 +269,18 @@ bool BatchScheduler::cancel(uint64_t id) {
   }
   wake_.notify_all();
   return true;
+}
+
+// A queued request that ends without running (dropped, expired, cancelled): its notice and count,
+// and the pieces it would have taken. The caller removes it from queue_.
+void BatchScheduler::end_queued_locked(Queued& q, GenerationStatus status,
+                                       SteadyClock::time_point now, std::vector<Notice>& notices) {
+  GenerationResult res = result_of(q.req);
+  res.status = status;
+  res.queue_ms = ms_between(q.req.created, now);
+  notices.push_back({std::move(q.req.on_done), std::move(res)});
+  open_.erase(q.req.id);
+  ++stats_.finished[static_cast<size_t>(status)];
 }
 
 size_t BatchScheduler::live_queue_limit(std::string_view stream) const {
@@ -296,12 +303,7 @@ void BatchScheduler::drop_oldest_live_locked(std::string_view stream,
       ++it;
       continue;
     }
-    GenerationResult res = result_of((*it)->req);
-    res.status = GenerationStatus::Dropped;
-    res.queue_ms = ms_between((*it)->req.created, now);
-    notices.push_back({std::move((*it)->req.on_done), std::move(res)});
-    open_.erase((*it)->req.id);
-    ++stats_.finished[static_cast<size_t>(GenerationStatus::Dropped)];
+    end_queued_locked(**it, GenerationStatus::Dropped, now, notices);
     ++stats_.dropped_pressure;
     it = queue_.erase(it);
     --queued;
@@ -324,12 +326,7 @@ void BatchScheduler::admit(SteadyClock::time_point now, std::vector<Notice>& not
         ++it;
         continue;
       }
-      GenerationResult res = result_of((*it)->req);
-      res.status = GenerationStatus::Deadline;
-      res.queue_ms = ms_between((*it)->req.created, now);
-      notices.push_back({std::move((*it)->req.on_done), std::move(res)});
-      open_.erase((*it)->req.id);
-      ++stats_.finished[static_cast<size_t>(GenerationStatus::Deadline)];
+      end_queued_locked(**it, GenerationStatus::Deadline, now, notices);
       ++stats_.deadline_in_queue;
       it = queue_.erase(it);
     }
@@ -663,12 +660,7 @@ void BatchScheduler::cancel_all() {
     notices.swap(notices_);
     const auto now = SteadyClock::now();
     for (auto& q : queue_) {
-      GenerationResult res = result_of(q->req);
-      res.status = GenerationStatus::Cancelled;
-      res.queue_ms = ms_between(q->req.created, now);
-      notices.push_back({std::move(q->req.on_done), std::move(res)});
-      open_.erase(q->req.id);
-      ++stats_.finished[static_cast<size_t>(GenerationStatus::Cancelled)];
+      end_queued_locked(*q, GenerationStatus::Cancelled, now, notices);
     }
     queue_.clear();
     publish_gauges_locked();

@@ -210,6 +210,8 @@ class BatchScheduler {
   void finish(size_t index, GenerationStatus status, std::string error = {});
   size_t live_queue_limit(std::string_view stream) const;
   void drop_oldest_live_locked(std::string_view stream, std::vector<Notice>& notices);
+  void end_queued_locked(Queued& q, GenerationStatus status, SteadyClock::time_point now,
+                         std::vector<Notice>& notices);
   void deliver(std::vector<Notice>& notices);
   void publish_gauges_locked();
   void partial(Sequence& s, std::string text);

@@ -12,6 +12,11 @@ constexpr int64_t kFrame = kAudioFrameSamples;
 
 int64_t frames_ceil(int64_t samples) { return (samples + kFrame - 1) / kFrame; }
 
+// A transcribe task's hop between window starts, in samples (at least one).
+int64_t hop_samples(const TaskConfig& t) {
+  return std::max<int64_t>(1, std::llround(t.interval_s * kAudioSampleRate));
+}
+
 }  // namespace
 
 int64_t UsedUnits::mark(int64_t begin, int64_t end) {
@@ -164,7 +169,7 @@ std::vector<EarlyPrefill> StreamWindows::take_early() {
 // Every window open now (they overlap when the hop is shorter than the window) hands on its
 // audio in whole pieces. None reaches its window's end: on_audio fired the complete ones first.
 void StreamWindows::stream_pieces(TaskState& t) {
-  const int64_t hop = std::max<int64_t>(1, std::llround(t.cfg->interval_s * kRate));
+  const int64_t hop = hop_samples(*t.cfg);
   for (int64_t start = t.next_start; start < total_; start += hop) {
     int64_t& done = t.streamed.try_emplace(start, start).first->second;
     while (done + t.piece <= total_) {
@@ -204,8 +209,7 @@ void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
     t.streamed.erase(it);
   }
   const int64_t window_start = t.next_start;
-  const int64_t hop = std::max<int64_t>(1, std::llround(t.cfg->interval_s * kRate));
-  t.next_start += hop;
+  t.next_start += hop_samples(*t.cfg);
   if (!passes_gate(*t.cfg, r.audio)) {
     ++stats_.silent_skipped;
     if (streamed) early_.emplace_back(AbandonedWindow{t.task, window_start});

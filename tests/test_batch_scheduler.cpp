@@ -625,6 +625,13 @@ double max_abs_diff(const std::vector<std::vector<double>>& a,
   return d;
 }
 
+// `r` made open (streaming prefill), its closed prompt at most `capacity` tokens.
+GenerationRequest opened(GenerationRequest r, size_t capacity) {
+  r.open = true;
+  r.open_prompt_tokens = static_cast<int64_t>(capacity);
+  return r;
+}
+
 }  // namespace
 
 // The contract of streaming prefill: a prompt given in pieces as they arrive, prefilled between
@@ -666,9 +673,7 @@ BOOST_AUTO_TEST_CASE(an_open_prompt_prefilled_in_pieces_equals_the_whole_prompt)
       SchedulerOptions o = options(3, chunk);
       o.on_forward = [&](const ForwardInfo& f) { forwards.push_back(f); };
       BatchScheduler s(model(), tok(), o);
-      auto r = c.request(1, whole.slice(0, audio_begin), kMaxNew, kNoStop);
-      r.open = true;
-      r.open_prompt_tokens = static_cast<int64_t>(whole.size());
+      auto r = opened(c.request(1, whole.slice(0, audio_begin), kMaxNew, kNoStop), whole.size());
       record_log_probs(r, rows);
       s.submit(std::move(r));
       s.submit(c.request(2, text_prompt(kTexts[0]), 30, kNoStop));
@@ -708,9 +713,7 @@ BOOST_AUTO_TEST_CASE(an_open_request_waits_for_pieces_without_holding_up_the_oth
   const PromptInput whole = audio_prompt(10, 12);
   Collector c;
   BatchScheduler s(model(), tok(), options(2, 512));
-  auto r = c.request(1, whole.slice(0, 3), 4, kNoStop);
-  r.open = true;
-  r.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  auto r = opened(c.request(1, whole.slice(0, 3), 4, kNoStop), whole.size());
   s.submit(std::move(r));
   s.submit(c.request(2, text_prompt(kTexts[1]), 6, kNoStop));
   BOOST_TEST(!s.append(7, whole.slice(3, 4), false), "a piece for an unknown request was taken");
@@ -728,9 +731,7 @@ BOOST_AUTO_TEST_CASE(an_open_request_waits_for_pieces_without_holding_up_the_oth
   // An empty closing piece is enough: the held-back token starts the decode.
   Collector c2;
   BatchScheduler s2(model(), tok(), options(2, 512));
-  auto r2 = c2.request(1, whole, 4, kNoStop);
-  r2.open = true;
-  r2.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  auto r2 = opened(c2.request(1, whole, 4, kNoStop), whole.size());
   s2.submit(std::move(r2));
   drain(s2);
   BOOST_REQUIRE(s2.append(1, PromptInput{}, true));
@@ -746,10 +747,8 @@ BOOST_AUTO_TEST_CASE(open_requests_end_on_bad_pieces_deadlines_and_drops) {
   SchedulerOptions o = options(1, 512);
   o.default_live_queue_limit = 1;
   BatchScheduler s(model(), tok(), o);
-  auto open = [&](uint64_t id, int64_t capacity) {
-    auto r = c.request(id, whole.slice(0, 3), 4, kNoStop);
-    r.open = true;
-    r.open_prompt_tokens = capacity;
+  auto open = [&](uint64_t id, size_t capacity) {
+    auto r = opened(c.request(id, whole.slice(0, 3), 4, kNoStop), capacity);
     r.stream = "cam";
     r.live = true;
     return r;
@@ -764,17 +763,15 @@ BOOST_AUTO_TEST_CASE(open_requests_end_on_bad_pieces_deadlines_and_drops) {
   BOOST_TEST(!s.append(2, whole.slice(6, 7), false));
   // Live and queued behind nothing: 3 runs; 4 and then 5 queue on the one slot, and 5 drops 4
   // (the stream's queue holds one).
-  s.submit(open(3, static_cast<int64_t>(whole.size())));
+  s.submit(open(3, whole.size()));
   s.step();
-  s.submit(open(4, static_cast<int64_t>(whole.size())));
-  s.submit(open(5, static_cast<int64_t>(whole.size())));
+  s.submit(open(4, whole.size()));
+  s.submit(open(5, whole.size()));
   s.step();
   BOOST_TEST(!s.append(4, whole.slice(3, 4), false), "a dropped request took a piece");
   BOOST_TEST(s.append(5, whole.slice(3, 4), false), "a queued open request refused a piece");
   // A deadline ends an open request that is waiting for pieces.
-  auto r6 = c.request(6, whole.slice(0, 3), 4, kNoStop);
-  r6.open = true;
-  r6.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  auto r6 = opened(c.request(6, whole.slice(0, 3), 4, kNoStop), whole.size());
   r6.deadline = SteadyClock::now() + 30ms;
   BatchScheduler s6(model(), tok(), options(1, 512));
   s6.submit(std::move(r6));
@@ -805,9 +802,7 @@ BOOST_AUTO_TEST_CASE(pieces_from_another_thread_wake_the_engine) {
   Collector c;
   BatchScheduler s(model(), tok(), options(2, 512));
   std::jthread engine([&](std::stop_token st) { s.run(st); });
-  auto r = c.request(1, whole.slice(0, 2), 6, kNoStop);
-  r.open = true;
-  r.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  auto r = opened(c.request(1, whole.slice(0, 2), 6, kNoStop), whole.size());
   s.submit(std::move(r));
   for (size_t at = 2; at < whole.size();) {
     std::this_thread::sleep_for(2ms);
@@ -832,9 +827,7 @@ BOOST_AUTO_TEST_CASE(cancel_and_the_closing_deadline) {
   const PromptInput whole = audio_prompt(10, 15);
   Collector c;
   BatchScheduler s(model(), tok(), options(1, 512));
-  auto open = c.request(1, whole.slice(0, 3), 4, kNoStop);
-  open.open = true;
-  open.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  auto open = opened(c.request(1, whole.slice(0, 3), 4, kNoStop), whole.size());
   s.submit(std::move(open));
   s.submit(c.request(2, text_prompt(kTexts[1]), 4, kNoStop));
   s.submit(c.request(3, text_prompt(kTexts[3]), 4, kNoStop));
@@ -852,9 +845,7 @@ BOOST_AUTO_TEST_CASE(cancel_and_the_closing_deadline) {
   BOOST_TEST(!s.cancel(2), "a finished request was cancelled");
 
   // Running: the closing piece's deadline (already past) ends it with Deadline at the next step.
-  auto r4 = c.request(4, whole.slice(0, 3), 4, kNoStop);
-  r4.open = true;
-  r4.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  auto r4 = opened(c.request(4, whole.slice(0, 3), 4, kNoStop), whole.size());
   s.submit(std::move(r4));
   s.step();
   BOOST_REQUIRE(s.append(4, whole.slice(3, whole.size()), true, SteadyClock::now()));
@@ -863,9 +854,7 @@ BOOST_AUTO_TEST_CASE(cancel_and_the_closing_deadline) {
   // Queued: the new deadline applies in the queue.
   BatchScheduler s2(model(), tok(), options(1, 512));
   s2.submit(c.request(5, text_prompt(kTexts[2]), 30, kNoStop));
-  auto r6 = c.request(6, whole.slice(0, 3), 4, kNoStop);
-  r6.open = true;
-  r6.open_prompt_tokens = static_cast<int64_t>(whole.size());
+  auto r6 = opened(c.request(6, whole.slice(0, 3), 4, kNoStop), whole.size());
   s2.submit(std::move(r6));
   s2.step();
   BOOST_REQUIRE(s2.append(6, whole.slice(3, whole.size()), true, SteadyClock::now()));

@@ -167,10 +167,13 @@ assert min(e["media_start"] for e in finals) == 0.0 and max(e["media_end"] for e
 depths = stats[-1]["stats"]["rawflow_queue_depth"]
 assert sorted(s["labels"]["queue"] for s in depths) == ["projection", "requests", "windows"]
 assert all(s["value"] == 0 for s in depths), depths  # drained at the end
-# The engine's own event: a run shorter than metrics.interval_s still gets its tokens/s.
-engine = [e for e in ev if e["kind"] == "stats" and e["stream"] == ""][-1]["stats"]
-assert engine["rawflow_decode_tokens_per_second"][0]["value"] > 0, engine
-assert engine["rawflow_sequences_per_forward"][0]["count"] > 0, engine
+# The engine's own events: a run shorter than metrics.interval_s still gets its tokens/s (in its
+# last event); a longer one (ThreadSanitizer's) has it in the intervals it decoded in, and its last
+# event may rightly read 0 when the last interval decoded nothing.
+engine = [e["stats"] for e in ev if e["kind"] == "stats" and e["stream"] == ""]
+rates = [s["rawflow_decode_tokens_per_second"][0]["value"] for s in engine]
+assert max(rates) > 0, rates
+assert engine[-1]["rawflow_sequences_per_forward"][0]["count"] > 0, engine[-1]
 PY
 
 echo "== deadlines shorter than any request: each one is an error event and counted dropped"

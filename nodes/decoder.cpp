@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 namespace rawflow::nodes {
 
@@ -48,38 +49,65 @@ std::string why_unfinished(const GenerationResult& r, const TaskConfig& task) {
 
 }  // namespace
 
+// A window's engine request, shared by the node and the request's callbacks.
+struct Decoder::OpenWindow {
+  std::mutex mu;
+  uint64_t engine_id = 0;
+  std::optional<pipeline::RequestInfo> info;  // bound when the window's DecodeJob comes
+  std::optional<GenerationResult> ended;      // it ended before that
+  bool abandoned = false;                     // no DecodeJob will come
+};
+
 Decoder::Decoder(const PipelineConfig& cfg, pipeline::BatchScheduler& scheduler,
                  std::vector<pipeline::StreamHandles*> streams, std::string model)
     : cfg_(cfg), scheduler_(scheduler), streams_(std::move(streams)), model_(std::move(model)) {}
 
-void Decoder::operator()(pipeline::DecodeJob job, Emit emit, std::function<void()> done) {
-  const pipeline::RequestInfo info = job.request;
-  const TaskConfig& task = cfg_.tasks[info.task];
-  pipeline::StreamHandles& s = *streams_[info.stream];
+void Decoder::operator()(pipeline::DecoderWork work, Emit emit, std::function<void()> done) {
+  if (auto* piece = std::get_if<pipeline::PrefillPiece>(&work)) {
+    take_piece(std::move(*piece), std::move(emit), std::move(done));
+    return;
+  }
+  auto& job = std::get<pipeline::DecodeJob>(work);
+  if (job.window_start >= 0)
+    close_window(std::move(job), std::move(emit), std::move(done));
+  else
+    submit_job(std::move(job), std::move(emit), std::move(done));
+}
+
+pipeline::GenerationRequest Decoder::request_of(size_t stream, size_t task, bool droppable) const {
+  const TaskConfig& t = cfg_.tasks[task];
   pipeline::GenerationRequest g;
+  g.stream = cfg_.streams[stream].name;
+  g.task = t.name;
+  g.sampling = t.sampling;
+  g.max_new_tokens = t.max_new_tokens;
+  g.live = droppable;
+  return g;
+}
+
+// The deadline of a request of `task` made at `created`: none when the task has none.
+static std::optional<Clock::time_point> deadline_of(const TaskConfig& task,
+                                                    Clock::time_point created) {
+  if (task.deadline_s <= 0) return std::nullopt;
+  return created + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(task.deadline_s));
+}
+
+void Decoder::submit_job(pipeline::DecodeJob job, Emit emit, std::function<void()> done) {
+  const pipeline::RequestInfo info = job.request;
+  pipeline::GenerationRequest g = request_of(info.stream, info.task, info.droppable);
   g.id = info.id;
-  g.stream = cfg_.streams[info.stream].name;
-  g.task = task.name;
   g.prompt = std::move(job.prompt);
-  g.sampling = task.sampling;
-  g.max_new_tokens = task.max_new_tokens;
   g.created = info.created;
-  if (task.deadline_s > 0)
-    g.deadline = info.created + std::chrono::duration_cast<Clock::duration>(
-                                    std::chrono::duration<double>(task.deadline_s));
-  g.live = info.droppable;
+  if (auto d = deadline_of(cfg_.tasks[info.task], info.created)) g.deadline = *d;
   g.on_partial = [this, info, emit](const pipeline::TokenDelta& d) {
     Outcome o = pipeline::outcome_of(cfg_, info, ResultEvent::Kind::Partial, model_);
     o.event.text = d.text;
     o.event.generated_tokens = d.generated_tokens;
     emit(std::move(o));
   };
-  g.on_done = [this, info, emit, done, &s,
-               &task_metrics = s.tasks.at(info.task)](const GenerationResult& res) {
-    count_unfinished(s.metrics, res);
-    task_metrics.prompt_tokens.inc(static_cast<double>(res.prompt_tokens));
-    task_metrics.generated_tokens.inc(static_cast<double>(res.generated_tokens));
-    emit(final_of(info, res));
+  g.on_done = [this, info, emit, done](const GenerationResult& res) {
+    report(info, res, emit);
     done();
   };
   std::unique_lock<std::mutex> lock(mu_);
@@ -88,11 +116,126 @@ void Decoder::operator()(pipeline::DecodeJob job, Emit emit, std::function<void(
     return;
   }
   lock.unlock();
+  job.prompt = std::move(g.prompt);
+  cancel_unsubmitted(job, emit);
+  done();
+}
+
+// A window's first piece opens its engine request; it holds the graph (`done`) until that request
+// ends. Later pieces extend it and are done at once.
+void Decoder::take_piece(pipeline::PrefillPiece piece, Emit emit, std::function<void()> done) {
+  const WindowKey key{piece.stream, piece.task, piece.window_start};
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto it = windows_.find(key);
+  if (closed_ || (it == windows_.end() && piece.abandon)) {
+    lock.unlock();
+    done();
+    return;
+  }
+  if (piece.abandon) {
+    const std::shared_ptr<OpenWindow> w = it->second;
+    windows_.erase(it);
+    {
+      std::lock_guard<std::mutex> wl(w->mu);
+      w->abandoned = true;
+    }
+    scheduler_.cancel(w->engine_id);
+  } else if (it != windows_.end()) {
+    // False when the request has ended: the window's DecodeJob reports why.
+    scheduler_.append(it->second->engine_id, std::move(piece.prompt), false);
+  } else {
+    auto w = std::make_shared<OpenWindow>();
+    w->engine_id = pipeline::next_request_id();
+    windows_.emplace(key, w);
+    pipeline::GenerationRequest g = request_of(piece.stream, piece.task, piece.droppable);
+    g.id = w->engine_id;
+    g.prompt = std::move(piece.prompt);
+    g.open = true;
+    g.open_prompt_tokens = piece.prompt_tokens_bound;
+    g.created = Clock::now();
+    // Partials come only after the closing piece, which follows the binding.
+    g.on_partial = [this, w, emit](const pipeline::TokenDelta& d) {
+      std::unique_lock<std::mutex> wl(w->mu);
+      const pipeline::RequestInfo info = *w->info;
+      wl.unlock();
+      Outcome o = pipeline::outcome_of(cfg_, info, ResultEvent::Kind::Partial, model_);
+      o.event.text = d.text;
+      o.event.generated_tokens = d.generated_tokens;
+      emit(std::move(o));
+    };
+    g.on_done = [this, w, emit, done](const GenerationResult& res) {
+      std::unique_lock<std::mutex> wl(w->mu);
+      if (w->info) {
+        const pipeline::RequestInfo info = *w->info;
+        wl.unlock();
+        report(info, res, emit);
+      } else if (!w->abandoned) {
+        w->ended = res;
+      }
+      done();
+    };
+    scheduler_.submit(std::move(g));
+    return;  // `done` runs when the engine request ends
+  }
+  lock.unlock();
+  done();
+}
+
+void Decoder::close_window(pipeline::DecodeJob job, Emit emit, std::function<void()> done) {
+  const pipeline::RequestInfo& info = job.request;
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto it = windows_.find({info.stream, info.task, job.window_start});
+  if (closed_ || it == windows_.end()) {
+    const bool closed = closed_;
+    lock.unlock();
+    if (closed) {
+      cancel_unsubmitted(job, emit);
+    } else {
+      GenerationResult res;
+      res.id = info.id;
+      res.error = "its audio pieces never reached the engine";
+      report(info, res, emit);
+    }
+    done();
+    return;
+  }
+  const std::shared_ptr<OpenWindow> w = it->second;
+  windows_.erase(it);
+  std::unique_lock<std::mutex> wl(w->mu);
+  if (w->ended) {  // dropped or failed before its window closed
+    const GenerationResult res = *w->ended;
+    wl.unlock();
+    lock.unlock();
+    report(info, res, emit);
+    done();
+    return;
+  }
+  w->info = info;
+  wl.unlock();
+  // False when it ended meanwhile: its on_done, bound now, reports it.
+  scheduler_.append(w->engine_id, std::move(job.prompt), true,
+                    deadline_of(cfg_.tasks[info.task], info.created));
+  lock.unlock();
+  done();  // the window's first piece holds the graph until its request ends
+}
+
+void Decoder::report(const pipeline::RequestInfo& r, const GenerationResult& res,
+                     const Emit& emit) {
+  pipeline::StreamHandles& s = *streams_[r.stream];
+  pipeline::TaskMetrics& t = s.tasks.at(r.task);
+  count_unfinished(s.metrics, res);
+  t.prompt_tokens.inc(static_cast<double>(res.prompt_tokens));
+  t.prompt_tokens_streamed.inc(static_cast<double>(res.prompt_tokens_prefilled_open));
+  t.generated_tokens.inc(static_cast<double>(res.generated_tokens));
+  emit(final_of(r, res));
+}
+
+void Decoder::cancel_unsubmitted(const pipeline::DecodeJob& job, const Emit& emit) {
   GenerationResult res;
-  res.id = info.id;
+  res.id = job.request.id;
   res.status = GenerationStatus::Cancelled;
-  res.prompt_tokens = static_cast<int64_t>(g.prompt.tokens.size());
-  g.on_done(res);
+  res.prompt_tokens = static_cast<int64_t>(job.prompt.tokens.size());
+  report(job.request, res, emit);
 }
 
 void Decoder::close() {

@@ -58,6 +58,7 @@ FramingOutput Framing::operator()(const pipeline::SourceUnit& u) {
     windows_.on_end();
   }
   publish_window_counts();
+  out.early = windows_.take_early();
   out.requests = windows_.take();
   for (pipeline::MediaRequest& r : out.requests) {
     r.start_utc = media_utc(r.start_s);

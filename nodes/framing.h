@@ -5,7 +5,7 @@
 // and keeps the stream's frame counters (rawflow_*_frames_{in,used}_total) up to date.
 //
 // Graph use: a serial multifunction_node per stream, fed by the stream's source gateway; output 0
-// (requests) goes to the projection node, output 1 (events) to the sinks.
+// (early prefill, then requests) goes to the projection node, output 1 (events) to the sinks.
 #include <chrono>
 #include <optional>
 #include <string>
@@ -46,6 +46,9 @@ class WallClockAnchors {
 };
 
 struct FramingOutput {
+  // Streaming prefill: pieces of open windows and abandoned windows, in order; a window's pieces
+  // always come in an earlier output than its request.
+  std::vector<pipeline::EarlyPrefill> early;
   std::vector<pipeline::MediaRequest> requests;  // in the order they were made
   std::vector<pipeline::ResultEvent> events;     // gap and error events
 };

@@ -527,7 +527,10 @@ bool BatchScheduler::run_forward() {
     s.result.last_forward = index;
     if (s.prefilling()) {
       prefilled += s.chunk_end - s.prefilled;
-      if (s.awaiting) prefilled_open += s.chunk_end - s.prefilled;
+      if (s.awaiting) {
+        prefilled_open += s.chunk_end - s.prefilled;
+        s.result.prompt_tokens_prefilled_open += static_cast<int64_t>(s.chunk_end - s.prefilled);
+      }
       s.prefilled = s.chunk_end;
       s.result.prefill_ms += dt_ms;
     } else {

@@ -62,10 +62,11 @@ struct GenerationResult {
   std::string stream, task;
   GenerationStatus status = GenerationStatus::Error;
   std::string text;
-  std::string error;             // Error only
-  std::vector<int32_t> tokens;   // generated ids, without the stop id
-  int64_t prompt_tokens = 0;     // of the request's prompt (prefilled or not)
-  int64_t generated_tokens = 0;  // == tokens.size()
+  std::string error;                         // Error only
+  std::vector<int32_t> tokens;               // generated ids, without the stop id
+  int64_t prompt_tokens = 0;                 // of the request's prompt (prefilled or not)
+  int64_t prompt_tokens_prefilled_open = 0;  // of them, prefilled while the request was open
+  int64_t generated_tokens = 0;              // == tokens.size()
   // Wall times. queue: request created → start of the first forward that includes it (until the
   // end for a request that never ran). prefill / decode: the forwards that carried its prompt
   // chunks / its decode tokens, each counted whole (it shared them with the other sequences).

@@ -120,9 +120,8 @@ struct TaskConfig {
   SilenceGate silence_gate;  // transcribe and prompt only
   int max_new_tokens = 256;
   double deadline_s = 0.0;  // from request creation to final result; 0 = none
-  // Transcribe: seconds of audio per early-prefill piece of a window still open (StreamWindows
-  // AudioPiece), rounded to whole 40 ms frames; 0 = off. Not a YAML key yet: the graph does not
-  // consume the pieces yet (issue #14).
+  // Transcribe: seconds of audio per streaming-prefill piece of a window still open (StreamWindows
+  // AudioPiece), rounded to whole 40 ms frames; 0 = off (docs/config.md).
   double streaming_prefill_s = 0.0;
   // Defaults to greedy (transcripts and descriptions should not change from run to run).
   SamplingParams sampling{.greedy = true};

@@ -159,6 +159,15 @@ void check_transcribe(MapReader& r, const TaskDraft& t) {
     r.fail("overlap_s",
            format_number(t.overlap_s) + " must be smaller than window_s " + format_number(window));
   }
+  const double piece = t.streaming_prefill_s;
+  if (piece > 0 && piece < 0.04) {
+    r.fail("streaming_prefill_s",
+           format_number(piece) + " is shorter than one 40 ms audio frame (0 turns it off)");
+  } else if (piece > 0 && piece >= window) {
+    r.fail("streaming_prefill_s", format_number(piece) + " is not shorter than window_s " +
+                                      format_number(window) +
+                                      " (a window's audio would never go ahead of it)");
+  }
   if (t.silence_gate.enabled && t.silence_gate.min_speech_s > window) {
     r.fail("silence_gate.min_speech_s", format_number(t.silence_gate.min_speech_s) +
                                             " is longer than window_s " + format_number(window) +
@@ -238,6 +247,8 @@ const FieldTable<TaskDraft> kTask = {
         number("hop_s", &TaskConfig::interval_s, {0, 30, true}).applies_if(kTranscribe),
         number("overlap_s", &TaskDraft::overlap_s, {0, 30, false, true})
             .not_dumped()
+            .applies_if(kTranscribe),
+        number("streaming_prefill_s", &TaskConfig::streaming_prefill_s, {0, 30})
             .applies_if(kTranscribe),
         text("language", &TaskConfig::language)
             .applies_if(kTranscribe)

@@ -67,9 +67,9 @@ std::string model_name(const std::string& path) {
 
 struct Pipeline::Impl {
   using SourceGateway = flow::async_node<flow::continue_msg, SourceUnit>;
-  using FramingNode = flow::multifunction_node<SourceUnit, std::tuple<MediaRequest, ResultEvent>>;
-  using ProjectionNode = flow::multifunction_node<MediaRequest, std::tuple<DecodeJob, Outcome>>;
-  using DecoderNode = flow::async_node<DecodeJob, Outcome>;
+  using FramingNode = flow::multifunction_node<SourceUnit, std::tuple<FramedWork, ResultEvent>>;
+  using ProjectionNode = flow::multifunction_node<FramedWork, std::tuple<DecoderWork, Outcome>>;
+  using DecoderNode = flow::async_node<DecoderWork, Outcome>;
   using OrderNode = flow::multifunction_node<Outcome, std::tuple<ResultEvent>>;
   using ResultsNode = flow::broadcast_node<ResultEvent>;
   using SinkNode = flow::function_node<ResultEvent>;
@@ -297,6 +297,8 @@ void Pipeline::Impl::build_graph() {
         g, flow::serial,
         [&body = *framing_bodies[i]](const SourceUnit& u, FramingNode::output_ports_type& out) {
           nodes::FramingOutput o = body(u);
+          for (EarlyPrefill& e : o.early)
+            std::visit([&](auto& x) { std::get<0>(out).try_put(FramedWork(std::move(x))); }, e);
           for (MediaRequest& r : o.requests) std::get<0>(out).try_put(std::move(r));
           for (ResultEvent& e : o.events) std::get<1>(out).try_put(std::move(e));
         }));
@@ -304,21 +306,20 @@ void Pipeline::Impl::build_graph() {
   }
   projection = std::make_unique<ProjectionNode>(
       g, flow::serial,
-      [&body = *projection_body](MediaRequest r, ProjectionNode::output_ports_type& out) {
-        auto job = body(std::move(r));
-        if (auto* j = std::get_if<DecodeJob>(&job))
-          std::get<0>(out).try_put(std::move(*j));
-        else
-          std::get<1>(out).try_put(std::get<Outcome>(std::move(job)));
+      [&body = *projection_body](FramedWork w, ProjectionNode::output_ports_type& out) {
+        nodes::ProjectionOutput o = body(std::move(w));
+        if (o.error) std::get<1>(out).try_put(std::move(*o.error));
+        if (o.work) std::get<0>(out).try_put(std::move(*o.work));
       });
   named(*projection, "projection", "multifunction_node");
-  // The gateway holds the graph open from submission until the request's final is put.
+  // The gateway holds the graph open from submission until the request's final is put. Serial:
+  // the body only hands work to the engine, and a window's pieces must reach it in order.
   decoder = std::make_unique<DecoderNode>(
-      g, flow::unlimited,
-      [&body = *decoder_body](const DecodeJob& job, DecoderNode::gateway_type& gateway) {
+      g, flow::serial,
+      [&body = *decoder_body](const DecoderWork& work, DecoderNode::gateway_type& gateway) {
         gateway.reserve_wait();
         body(
-            job, [&gateway](Outcome o) { gateway.try_put(std::move(o)); },
+            work, [&gateway](Outcome o) { gateway.try_put(std::move(o)); },
             [&gateway] { gateway.release_wait(); });
       });
   named(*decoder, "decoder", "async_node");

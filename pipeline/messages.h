@@ -1,7 +1,7 @@
 #pragma once
 // The messages on the graph's edges (pipeline/graph.cpp), in data-path order:
 //
-//   source gateway ─SourceUnit─► framing ─MediaRequest─► projection ─DecodeJob─► decoder
+//   source gateway ─SourceUnit─► framing ─FramedWork─► projection ─DecoderWork─► decoder
 //   ─Outcome─► result order ─ResultEvent─► sinks
 //
 // (framing and projection also send ResultEvents / Outcomes for gaps, errors and drops).
@@ -48,11 +48,33 @@ struct SourceUnit {
   std::chrono::steady_clock::time_point arrived_steady = std::chrono::steady_clock::now();
 };
 
+// What framing hands to projection: a request, or (streaming prefill) a piece of an open
+// transcribe window's audio, or the news that an open window ends without a request.
+using FramedWork = std::variant<MediaRequest, AudioPiece, AbandonedWindow>;
+
 // A request's prompt, embedded and tokenized: what the decoder runs.
 struct DecodeJob {
   RequestInfo request;
   PromptInput prompt;
+  // A window whose audio went ahead in PrefillPieces (MediaRequest::window_start): `prompt` is
+  // only its closing piece, the rest of its audio and the text after it.
+  int64_t window_start = -1;
 };
+
+// Streaming prefill, projection → decoder: a piece of an open transcribe window's prompt (the
+// window's first piece opens its request in the engine) or, with `abandon`, the news that the
+// window ends without a request, so that its engine request is cancelled.
+struct PrefillPiece {
+  size_t stream = 0, task = 0;
+  int64_t window_start = 0;  // the window's key with (stream, task)
+  PromptInput prompt;        // the first piece: the prompt's beginning; then soft tokens only
+  int64_t prompt_tokens_bound = 0;  // the closed prompt's length at most (first piece)
+  bool droppable = false;           // the stream's overflow is drop_oldest
+  bool abandon = false;
+};
+
+// What projection hands to the decoder.
+using DecoderWork = std::variant<DecodeJob, PrefillPiece>;
 
 // One event about a request (a partial, its final, or its error), with the request it belongs to:
 // the result order node releases finals per (stream, task) in `request.sequence` order.

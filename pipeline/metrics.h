@@ -157,6 +157,7 @@ struct StreamMetrics {
 struct TaskMetrics {
   Histogram& request_latency;
   Counter& prompt_tokens;
+  Counter& prompt_tokens_streamed;  // of those, prefilled while their window was open
   Counter& generated_tokens;
 };
 
@@ -187,6 +188,7 @@ class PipelineMetrics {
   // Per stream and task: request made → final result.
   Histogram& request_latency(std::string_view stream, std::string_view task);
   Counter& prompt_tokens(std::string_view stream, std::string_view task);
+  Counter& prompt_tokens_streamed(std::string_view stream, std::string_view task);
   Counter& generated_tokens(std::string_view stream, std::string_view task);
 
   // Every per-stream / per-(stream, task) handle above, in one call each.

@@ -173,7 +173,7 @@ void StreamWindows::stream_pieces(TaskState& t) {
   for (int64_t start = t.next_start; start < total_; start += hop) {
     int64_t& done = t.streamed.try_emplace(start, start).first->second;
     while (done + t.piece <= total_) {
-      AudioPiece p{t.task, start, done, {}};
+      AudioPiece p{stream_, t.task, start, done, {}};
       p.samples.assign(buf_.begin() + (done - buf_first_),
                        buf_.begin() + (done + t.piece - buf_first_));
       early_.emplace_back(std::move(p));
@@ -184,7 +184,7 @@ void StreamWindows::stream_pieces(TaskState& t) {
 
 void StreamWindows::abandon_streamed(TaskState& t) {
   for (const auto& [start, done] : t.streamed)
-    if (done > start) early_.emplace_back(AbandonedWindow{t.task, start});
+    if (done > start) early_.emplace_back(AbandonedWindow{stream_, t.task, start});
   t.streamed.clear();
 }
 
@@ -203,19 +203,23 @@ void StreamWindows::fire_transcribe(TaskState& t, int64_t end) {
   r.start_s = static_cast<double>(t.next_start) / kRate;
   r.end_s = static_cast<double>(end) / kRate;
   // The window's pieces, if it had any: its request carries their key, or it is abandoned.
-  bool streamed = false;
+  int64_t streamed_samples = 0;
   if (const auto it = t.streamed.find(t.next_start); it != t.streamed.end()) {
-    streamed = it->second > it->first;
+    streamed_samples = it->second - it->first;
     t.streamed.erase(it);
   }
+  const bool streamed = streamed_samples > 0;
   const int64_t window_start = t.next_start;
   t.next_start += hop_samples(*t.cfg);
   if (!passes_gate(*t.cfg, r.audio)) {
     ++stats_.silent_skipped;
-    if (streamed) early_.emplace_back(AbandonedWindow{t.task, window_start});
+    if (streamed) early_.emplace_back(AbandonedWindow{stream_, t.task, window_start});
     return;
   }
-  if (streamed) r.window_start = window_start;
+  if (streamed) {
+    r.window_start = window_start;
+    r.streamed_samples = streamed_samples;
+  }
   count_audio_used(r.audio_first_sample, end);
   r.id = next_request_id();
   r.sequence = t.made++;

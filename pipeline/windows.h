@@ -44,6 +44,7 @@ struct MediaRequest : RequestInfo {
   int64_t audio_first_sample = 0;  // timeline sample index of audio[0]
   // A transcribe window whose audio went ahead in AudioPieces: their window_start; else −1.
   int64_t window_start = -1;
+  int64_t streamed_samples = 0;  // of the window's audio from window_start, in those pieces
 };
 
 // Early prefill of a transcribe window that is still open (TaskConfig::streaming_prefill_s): its
@@ -53,6 +54,7 @@ struct MediaRequest : RequestInfo {
 // and a window that had pieces but ends without a request (silence gate, a remainder too short to
 // be worth one, a restart after a gap or loss, the end of a file) is abandoned.
 struct AudioPiece {
+  size_t stream = 0;
   size_t task = 0;
   int64_t window_start = 0;  // timeline sample of the window's first sample
   int64_t first_sample =
@@ -60,6 +62,7 @@ struct AudioPiece {
   std::vector<float> samples;  // whole 640-sample frames
 };
 struct AbandonedWindow {
+  size_t stream = 0;
   size_t task = 0;
   int64_t window_start = 0;
 };

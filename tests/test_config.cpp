@@ -67,8 +67,8 @@ const std::vector<BadCase> kBadConfigs = {
     // Unknown keys: location of the key, allowed keys in schema order, a close match.
     {edited(7, 1, "    widow_s: 10"),
      "t.yaml:7:5: unknown key 'widow_s' in tasks[0]; allowed: name, kind, window_s, hop_s, "
-     "overlap_s, language, silence_gate, prompt, max_new_tokens, deadline_s, sampling; did you "
-     "mean 'window_s'?"},
+     "overlap_s, streaming_prefill_s, language, silence_gate, prompt, max_new_tokens, deadline_s, "
+     "sampling; did you mean 'window_s'?"},
     {edited(11, 1, "engin:"),
      "t.yaml:11:1: unknown key 'engin' at the top level; allowed: version, stream_defaults, "
      "streams, tasks, engine, outputs, metrics; did you mean 'engine'?"},
@@ -113,6 +113,10 @@ const std::vector<BadCase> kBadConfigs = {
     // Relations between keys.
     {edited(7, 1, "    window_s: 10\n    hop_s: 12"),
      "t.yaml:8:12: tasks[0].hop_s: 12 is larger than window_s 10"},
+    {edited(7, 1, "    window_s: 10\n    streaming_prefill_s: 0.02"),
+     "t.yaml:8:26: tasks[0].streaming_prefill_s: 0.02 is shorter than one 40 ms audio frame"},
+    {edited(7, 1, "    window_s: 10\n    streaming_prefill_s: 10"),
+     "t.yaml:8:26: tasks[0].streaming_prefill_s: 10 is not shorter than window_s 10"},
     {edited(7, 1, "    window_s: 10\n    hop_s: 5\n    overlap_s: 5"),
      "t.yaml:9:16: tasks[0].overlap_s: give hop_s or overlap_s, not both"},
     {edited(8, 1, "  - name: speech"),

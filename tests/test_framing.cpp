@@ -40,9 +40,11 @@ struct Fixture {
   nodes::Framing framing;
   std::vector<MediaRequest> requests;
   std::vector<ResultEvent> events;
+  std::vector<EarlyPrefill> early;
 
   void put(SourceUnit u) {
     nodes::FramingOutput o = framing(u);
+    for (auto& e : o.early) early.push_back(std::move(e));
     for (auto& r : o.requests) requests.push_back(std::move(r));
     for (auto& e : o.events) events.push_back(std::move(e));
   }
@@ -151,4 +153,33 @@ BOOST_AUTO_TEST_CASE(a_live_stream_stamps_requests_with_the_wall_clock_of_their_
     BOOST_TEST(r.start_utc == "2026-12-07T12:00:0" + std::to_string(whole) + ".000Z");
     BOOST_TEST(r.droppable);  // live streams drop their oldest work by default
   }
+}
+
+// Streaming prefill: the node hands on the windows' pieces (test_windows checks their arithmetic)
+// ahead of the request that closes each window, which carries how much of it went ahead.
+BOOST_AUTO_TEST_CASE(pieces_of_open_windows_come_before_their_request) {
+  Fixture f;
+  f.cfg.tasks[0].streaming_prefill_s = 0.4;
+  nodes::Framing framing(f.cfg, 0, f.handles, f.tally, "tiny.gguf");
+  std::vector<EarlyPrefill> early;
+  std::vector<MediaRequest> requests;
+  for (int i = 0; i < 5; ++i) {  // 2.5 s in 0.5 s units: the [0, 2) window closes in the 4th
+    nodes::FramingOutput o =
+        framing(SourceUnit{0, AudioUnit{std::vector<float>(8000, 0.1f), i * 0.5}});
+    for (const MediaRequest& r : o.requests) {
+      if (r.start_s != 0.0) continue;
+      BOOST_TEST(r.window_start == 0);
+      // Its pieces, all taken in earlier outputs: 0.4 s each up to 1.2 s (the audio to 1.6 s came
+      // in the unit that completed the window: it goes with the request).
+      int64_t ahead = 0;
+      for (const EarlyPrefill& e : early)
+        if (const auto* p = std::get_if<AudioPiece>(&e); p && p->window_start == 0)
+          ahead += static_cast<int64_t>(p->samples.size());
+      BOOST_TEST(ahead == 3 * 6400);
+      BOOST_TEST(r.streamed_samples == ahead);
+      requests.push_back(r);
+    }
+    for (auto& e : o.early) early.push_back(std::move(e));
+  }
+  BOOST_TEST(requests.size() == 1u);
 }

@@ -4,6 +4,7 @@
 // dropping its oldest request, and a request that cannot be embedded becomes an error outcome.
 // Prompts are compared for equality: both sides run the same code on the same input.
 #define BOOST_TEST_MODULE test_projection
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <memory>
@@ -81,6 +82,14 @@ MediaRequest request(size_t stream, size_t task, bool droppable) {
   return r;
 }
 
+// What the projection sent on: a job, a piece, an error (or nothing).
+const DecodeJob* job_in(const nodes::ProjectionOutput& o) {
+  return o.work ? std::get_if<DecodeJob>(&*o.work) : nullptr;
+}
+const PrefillPiece* piece_in(const nodes::ProjectionOutput& o) {
+  return o.work ? std::get_if<PrefillPiece>(&*o.work) : nullptr;
+}
+
 void expect_same(const PromptInput& a, const PromptInput& b) {
   BOOST_TEST(a.tokens == b.tokens, boost::test_tools::per_element());
   BOOST_TEST(a.soft_index == b.soft_index, boost::test_tools::per_element());
@@ -95,9 +104,11 @@ BOOST_FIXTURE_TEST_CASE(audio_requests_get_the_prompt_transcribe_builds, Fixture
   MediaRequest r = request(1, 0, false);
   r.audio = tone(2.0);
   auto out = projection(r);
-  BOOST_TEST_REQUIRE(std::holds_alternative<DecodeJob>(out));
-  const DecodeJob& job = std::get<DecodeJob>(out);
+  BOOST_TEST_REQUIRE(job_in(out));
+  BOOST_TEST(!out.error);
+  const DecodeJob& job = *job_in(out);
   BOOST_TEST(job.request.id == r.id);
+  BOOST_TEST(job.window_start == -1);
   // What `rawflow transcribe` builds for the same samples and prompt (cli/multimodal.cpp).
   media::MediaTurn turn;
   turn.add_text(cfg.tasks[0].prompt);
@@ -114,13 +125,12 @@ BOOST_FIXTURE_TEST_CASE(frames_become_a_video_with_stamped_frames, Fixture) {
   r.frames = {picture(320, 180, 10), picture(320, 180, 90)};
   r.frame_times = {61.0, 62.5};
   auto out = projection(r);
-  BOOST_TEST_REQUIRE(std::holds_alternative<DecodeJob>(out));
+  BOOST_TEST_REQUIRE(job_in(out));
   media::MediaTurn turn;
   turn.add_video(vision, {{picture(320, 180, 10), 61.0, 0}, {picture(320, 180, 90), 62.5, 1}}, 70);
   turn.add_text(cfg.tasks[1].prompt);
-  expect_same(std::get<DecodeJob>(out).prompt,
-              turn.prompt(*model.tokenizer, model.text->config().hidden));
-  const std::string text = model.tokenizer->decode(std::get<DecodeJob>(out).prompt.tokens);
+  expect_same(job_in(out)->prompt, turn.prompt(*model.tokenizer, model.text->config().hidden));
+  const std::string text = model.tokenizer->decode(job_in(out)->prompt.tokens);
   BOOST_TEST(text.find("01:01") != std::string::npos);
   BOOST_TEST(text.find("01:02") != std::string::npos);
 }
@@ -133,9 +143,10 @@ BOOST_FIXTURE_TEST_CASE(a_live_stream_drops_its_oldest_request_when_its_queue_is
     MediaRequest r = request(0, 0, true);
     r.audio = tone(0.5);
     auto out = projection(r);
-    dropped.push_back(std::holds_alternative<Outcome>(out));
+    dropped.push_back(out.error.has_value());
+    BOOST_TEST(dropped.back() != (job_in(out) != nullptr));
     if (dropped.back()) {
-      const ResultEvent& e = std::get<Outcome>(out).event;
+      const ResultEvent& e = out.error->event;
       BOOST_TEST((e.kind == ResultEvent::Kind::Error));
       BOOST_TEST(e.request_id == r.id);
       BOOST_TEST(e.error.find("dropped") == 0u);
@@ -149,7 +160,7 @@ BOOST_FIXTURE_TEST_CASE(a_live_stream_drops_its_oldest_request_when_its_queue_is
   file.ledger.made(5);
   MediaRequest r = request(1, 0, false);
   r.audio = tone(0.5);
-  BOOST_TEST(std::holds_alternative<DecodeJob>(projection(r)));
+  BOOST_TEST(job_in(projection(r)));
 }
 
 BOOST_FIXTURE_TEST_CASE(media_that_cannot_be_embedded_become_an_error_outcome, Fixture) {
@@ -160,11 +171,105 @@ BOOST_FIXTURE_TEST_CASE(media_that_cannot_be_embedded_become_an_error_outcome, F
   r.frames = {picture(64, 64, 0)};
   r.frame_times = {1.0};
   auto out = blind(r);
-  BOOST_TEST_REQUIRE(std::holds_alternative<Outcome>(out));
-  const Outcome& o = std::get<Outcome>(out);
+  BOOST_TEST_REQUIRE(out.error.has_value());
+  BOOST_TEST(!out.work);
+  const Outcome& o = *out.error;
   BOOST_TEST(o.request.sequence == r.sequence);
   BOOST_TEST(o.event.stream == "cam");
   BOOST_TEST(o.event.task == "describe");
   BOOST_TEST(o.event.media_start_s == 4.0);
   BOOST_TEST(o.event.error.find("vision") != std::string::npos);
+}
+
+// Streaming prefill: a window's pieces (the first with the prompt's beginning) and its closing
+// request's prompt, appended, are the prompt the request would have had whole — tokens, soft rows
+// and blocks, compared for equality (bit-identical soft rows: each 40 ms frame is embedded on its
+// own, whichever call it is in).
+BOOST_FIXTURE_TEST_CASE(a_window_streamed_in_pieces_gets_the_prompt_it_would_get_whole, Fixture) {
+  const std::vector<float> audio = tone(2.0);  // 50 frames
+  const int64_t start = 16000 * 30;            // the window's place on the timeline
+  const auto piece = [&](int64_t from_frame, int64_t to_frame) {
+    AudioPiece p{1, 0, start, start + from_frame * 640, {}};
+    p.samples.assign(audio.begin() + from_frame * 640, audio.begin() + to_frame * 640);
+    return p;
+  };
+  PromptInput streamed;
+  for (auto [from, to] : {std::pair<int64_t, int64_t>{0, 10}, {10, 11}, {11, 30}}) {
+    auto out = projection(FramedWork(piece(from, to)));
+    BOOST_TEST_REQUIRE(piece_in(out));
+    const PrefillPiece& p = *piece_in(out);
+    BOOST_TEST((p.stream == 1 && p.task == 0 && p.window_start == start && !p.abandon));
+    BOOST_TEST(!p.droppable);  // a file stream's
+    if (from > 0) {            // after the first piece: soft tokens only
+      BOOST_TEST(p.prompt.size() == static_cast<size_t>(to - from));
+    }
+    streamed.append(p.prompt);
+  }
+  file.ledger.made(1);
+  MediaRequest r = request(1, 0, false);
+  r.audio = audio;
+  r.audio_first_sample = start;
+  r.window_start = start;
+  r.streamed_samples = 30 * 640;
+  auto out = projection(r);
+  BOOST_TEST_REQUIRE(job_in(out));
+  BOOST_TEST(job_in(out)->window_start == start);
+  streamed.append(job_in(out)->prompt);
+
+  MediaRequest whole = request(1, 0, false);
+  whole.audio = audio;
+  file.ledger.made(1);
+  auto one_shot = projection(whole);
+  BOOST_TEST_REQUIRE(job_in(one_shot));
+  // Tokens, soft-row indices and blocks are equal; the soft rows agree to float rounding: oneDNN's
+  // matmul (EmbedderMatmul) sums a row's products in an order that depends on how many rows the
+  // call holds. Bound: 1e-5 of the row's largest magnitude (measured 6.3e-7 on Zen 4).
+  const PromptInput& ref = job_in(one_shot)->prompt;
+  BOOST_TEST(streamed.tokens == ref.tokens, boost::test_tools::per_element());
+  BOOST_TEST(streamed.soft_index == ref.soft_index, boost::test_tools::per_element());
+  BOOST_TEST(streamed.block_ids == ref.block_ids, boost::test_tools::per_element());
+  BOOST_TEST_REQUIRE(streamed.soft.size() == ref.soft.size());
+  const size_t h = static_cast<size_t>(ref.hidden);
+  double worst = 0;
+  for (size_t row = 0; row * h < ref.soft.size(); ++row) {
+    float scale = 0, diff = 0;
+    for (size_t i = row * h; i < (row + 1) * h; ++i) {
+      scale = std::max(scale, std::abs(ref.soft[i]));
+      diff = std::max(diff, std::abs(ref.soft[i] - streamed.soft[i]));
+    }
+    worst = std::max(worst, static_cast<double>(diff / std::max(scale, 1e-30f)));
+  }
+  BOOST_TEST_MESSAGE("streamed vs whole soft rows: max relative difference " << worst);
+  BOOST_TEST(worst <= 1e-5);
+  // The first piece's bound: the whole prompt of a full 10 s window (250 frames).
+  auto first = projection(FramedWork(piece(0, 1)));
+  BOOST_TEST(piece_in(first)->prompt_tokens_bound ==
+             static_cast<int64_t>(job_in(one_shot)->prompt.size()) - 50 + 250);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_abandoned_or_dropped_window_has_its_engine_request_cancelled, Fixture) {
+  auto out = projection(FramedWork(AbandonedWindow{0, 0, 640 * 25}));
+  BOOST_TEST_REQUIRE(piece_in(out));
+  BOOST_TEST(piece_in(out)->abandon);
+  BOOST_TEST(piece_in(out)->window_start == 640 * 25);
+  BOOST_TEST(!out.error);
+  // A streamed window's request dropped here: its error, and its engine request cancelled.
+  cam.ledger.made(3);
+  for (int i = 0; i < 3; ++i) {
+    MediaRequest r = request(0, 0, true);
+    r.audio = tone(1.0);
+    r.window_start = r.audio_first_sample = 16000 * i;
+    r.streamed_samples = 640 * 5;
+    auto o = projection(r);
+    if (i == 0) {
+      BOOST_TEST_REQUIRE(o.error.has_value());
+      BOOST_TEST(o.error->event.error.find("dropped") == 0u);
+      BOOST_TEST_REQUIRE(piece_in(o));
+      BOOST_TEST(piece_in(o)->abandon);
+      BOOST_TEST(piece_in(o)->window_start == 0);
+    } else {
+      BOOST_TEST(job_in(o));
+      BOOST_TEST(!o.error);
+    }
+  }
 }

@@ -340,6 +340,13 @@ assert all(s["rawflow_reconnects_total"][0]["value"] >= 2
 # The latency histogram (per stream and task) counted finals.
 assert any(s.get("count", 0) > 0 for n, st in last_stats.items() if n
            for s in st.get("rawflow_request_latency_seconds", [])), last_stats.get("lobby")
+# Streaming prefill (the config's speech task: streaming_prefill_s) is in use: prompt tokens of
+# every speech stream were prefilled while their window was still open.
+streamed = {n: sum(x["value"] for x in st.get("rawflow_prompt_tokens_streamed_total", [])
+                   if x["labels"]["task"] == "speech")
+            for n, st in last_stats.items() if n and n != "dock"}
+assert all(v > 0 for v in streamed.values()), streamed
+print("prompt tokens prefilled while their window was open:", streamed)
 rates = [e["stats"]["rawflow_decode_tokens_per_second"][0]["value"] for e in stats if not e["stream"]]
 assert max(rates) > 0, rates
 print("decode tokens/s in the stats events:", ["%.1f" % r for r in rates])

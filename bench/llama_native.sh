@@ -4,8 +4,10 @@
 # same llama.cpp revision as the parity reference, compiled for this CPU. The native build is
 # the stronger peer: its BF16 prefill was ~2x the prebuilt npm library's on this machine kind.
 #
-# Usage: bench/llama_native.sh            # build if needed, print the llama-bench path
-#        bench/llama_native.sh --force    # rebuild even if llama-bench exists
+# Usage: bench/llama_native.sh                        # build if needed, print the llama-bench path
+#        bench/llama_native.sh --force                # rebuild even if llama-bench exists
+#        bench/llama_native.sh --target llama-server  # the same for llama-server (with mtmd:
+#                                                     # --mmproj; bench/live_vs_llama_server.sh)
 # Env:   LLAMA_NATIVE_DIR  checkout + build location (default ~/.cache/rawflow/llama-native;
 #                          kept outside the repo on purpose: ~35 MB source + build tree)
 #        LLAMA_NATIVE_JOBS parallel compile jobs (default 2; the machine has 2 cores)
@@ -21,14 +23,17 @@ native_dir="${LLAMA_NATIVE_DIR:-${HOME}/.cache/rawflow/llama-native}"
 src_dir="${native_dir}/src"
 build_dir="${native_dir}/build"
 jobs="${LLAMA_NATIVE_JOBS:-2}"
-bench_bin="${build_dir}/bin/llama-bench"
-
+target=llama-bench
 force=0
-case "${1:-}" in
-  "") ;;
-  --force) force=1 ;;
-  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
-esac
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --force) force=1; shift ;;
+    --target) target="$2"; shift 2 ;;
+    *) echo "usage: $0 [--force] [--target llama-bench|llama-server]" >&2; exit 2 ;;
+  esac
+done
+case "${target}" in llama-bench|llama-server) ;; *) echo "$0: unknown target ${target}" >&2; exit 2 ;; esac
+bench_bin="${build_dir}/bin/${target}"
 
 if [[ ! -f "${bundle}" ]]; then
   echo "llama_native.sh: ${bundle} not found; run 'npm ci' in ${npm_dir} first" >&2
@@ -50,7 +55,7 @@ if [[ -d "${src_dir}/.git" ]]; then
   fi
 fi
 
-if [[ ${force} -eq 0 && -x "${bench_bin}" && -f "${build_dir}/.rawflow-built-${bundle_commit}" ]]; then
+if [[ ${force} -eq 0 && -x "${bench_bin}" && -f "${build_dir}/.rawflow-built-${target}-${bundle_commit}" ]]; then
   echo "llama_native.sh: already built (commit ${bundle_commit})" >&2
   echo "${bench_bin}"
   exit 0
@@ -68,26 +73,27 @@ if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 # The compile prints ~1 MB of warnings: keep configure + build output in a log, show its tail
 # only on failure.
 log="${native_dir}/build.log"
-# Only what llama-bench needs: no server, no examples, no tests, no network.
+# Only what the targets need: no examples, no tests, no network (the server is configured so that
+# it can be built; only the target asked for is compiled).
 if ! cmake -S "${src_dir}" -B "${build_dir}" "${generator[@]}" \
   -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON \
   -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF \
-  -DLLAMA_BUILD_SERVER=OFF \
+  -DLLAMA_BUILD_SERVER=ON \
   -DBUILD_SHARED_LIBS=OFF >"${log}" 2>&1; then
   tail -n 40 "${log}" >&2
   echo "llama_native.sh: configure failed, see ${log}" >&2
   exit 1
 fi
-echo "llama_native.sh: building llama-bench (-j${jobs}, ~7 min on 2 idle cores), log ${log}" >&2
-if ! cmake --build "${build_dir}" --target llama-bench -j "${jobs}" >>"${log}" 2>&1; then
+echo "llama_native.sh: building ${target} (-j${jobs}, ~7 min on 2 idle cores), log ${log}" >&2
+if ! cmake --build "${build_dir}" --target "${target}" -j "${jobs}" >>"${log}" 2>&1; then
   tail -n 40 "${log}" >&2
   echo "llama_native.sh: build failed, see ${log}" >&2
   exit 1
 fi
 
-touch "${build_dir}/.rawflow-built-${bundle_commit}"
-echo "llama_native.sh: built llama-bench at commit ${bundle_commit} ($(git -C "${src_dir}" log -1 --format='%h %cs'))" >&2
+touch "${build_dir}/.rawflow-built-${target}-${bundle_commit}"
+echo "llama_native.sh: built ${target} at commit ${bundle_commit} ($(git -C "${src_dir}" log -1 --format='%h %cs'))" >&2
 echo "${bench_bin}"

@@ -47,6 +47,13 @@ std::string why_unfinished(const GenerationResult& r, const TaskConfig& task) {
   return std::string(to_string(r.status));
 }
 
+// The deadline of a request of `task` made at `created`: none when the task has none.
+std::optional<Clock::time_point> deadline_of(const TaskConfig& task, Clock::time_point created) {
+  if (task.deadline_s <= 0) return std::nullopt;
+  return created + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(task.deadline_s));
+}
+
 }  // namespace
 
 // A window's engine request, shared by the node and the request's callbacks.
@@ -83,14 +90,6 @@ pipeline::GenerationRequest Decoder::request_of(size_t stream, size_t task, bool
   g.max_new_tokens = t.max_new_tokens;
   g.live = droppable;
   return g;
-}
-
-// The deadline of a request of `task` made at `created`: none when the task has none.
-static std::optional<Clock::time_point> deadline_of(const TaskConfig& task,
-                                                    Clock::time_point created) {
-  if (task.deadline_s <= 0) return std::nullopt;
-  return created + std::chrono::duration_cast<Clock::duration>(
-                       std::chrono::duration<double>(task.deadline_s));
 }
 
 void Decoder::submit_job(pipeline::DecodeJob job, Emit emit, std::function<void()> done) {

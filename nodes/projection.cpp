@@ -47,7 +47,7 @@ ProjectionOutput Projection::request(MediaRequest r) {
     s.metrics.requests_dropped_queue_full.inc();
     out.error =
         error(r, "dropped: the stream's projection queue is full (queue.max_pending_requests)");
-    if (streamed) out.work = abandoned(r.stream, r.task, r.window_start).work;
+    if (streamed) out.work = abandon(r.stream, r.task, r.window_start);
     return out;
   }
   const auto begin = pipeline::OverlapMeter::Clock::now();
@@ -60,7 +60,7 @@ ProjectionOutput Projection::request(MediaRequest r) {
     out.work = std::move(job);
   } catch (const std::exception& ex) {
     out.error = error(r, ex.what());
-    if (streamed) out.work = abandoned(r.stream, r.task, r.window_start).work;
+    if (streamed) out.work = abandon(r.stream, r.task, r.window_start);
   }
   return out;
 }
@@ -83,19 +83,23 @@ ProjectionOutput Projection::piece(const AudioPiece& p) {
   } catch (const std::exception&) {
     // The window's request reports what is wrong with its audio, when it is embedded whole.
     broken_.insert(key);
-    out.work = abandoned(p.stream, p.task, p.window_start).work;
+    out.work = abandon(p.stream, p.task, p.window_start);
   }
   return out;
 }
 
 ProjectionOutput Projection::abandoned(size_t stream, size_t task, int64_t window_start) {
   broken_.erase({stream, task, window_start});
+  return {abandon(stream, task, window_start), std::nullopt};
+}
+
+PrefillPiece Projection::abandon(size_t stream, size_t task, int64_t window_start) {
   PrefillPiece a;
   a.stream = stream;
   a.task = task;
   a.window_start = window_start;
   a.abandon = true;
-  return {std::move(a), std::nullopt};
+  return a;
 }
 
 // [image | video frames] task prompt [audio], as the one-shot commands lay out theirs.

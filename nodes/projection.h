@@ -66,7 +66,10 @@ class Projection {
 
   ProjectionOutput request(pipeline::MediaRequest r);
   ProjectionOutput piece(const pipeline::AudioPiece& p);
+  // A window that ends without a request (framing's AbandonedWindow).
   ProjectionOutput abandoned(size_t stream, size_t task, int64_t window_start);
+  // The decoder's news that the window's engine request is to be cancelled.
+  static pipeline::PrefillPiece abandon(size_t stream, size_t task, int64_t window_start);
   PromptInput prompt_of(pipeline::MediaRequest& r) const;
   // Streaming prefill: the prompt of a window's pieces and of its closing request.
   const AudioLast& audio_last(size_t task);

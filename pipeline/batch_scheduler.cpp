@@ -466,12 +466,17 @@ bool BatchScheduler::run_forward() {
   std::vector<size_t> in_forward;  // running_ index of each chunk
   chunks.reserve(running_.size());
   ForwardInfo info;
+  // Work whose result is due now: every running request but the open ones decodes or prefills.
+  const bool due = std::any_of(running_.begin(), running_.end(),
+                               [](const auto& s) { return !s->awaiting; });
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence& s = *running_[i];
     if (s.prefilling()) {
-      // An open request prefills what has arrived; with nothing new it waits (not in the forward).
+      // An open request prefills what has arrived; with nothing new it waits (not in the forward),
+      // and with a short backlog it waits for work that is due.
       const size_t available = s.available();
       if (s.prefilled >= available) continue;
+      if (s.awaiting && due && available - s.prefilled < opt_.open_backlog_tokens) continue;
       s.chunk_end = s.req.prompt.prefill_cut(
           s.prefilled, std::min(static_cast<size_t>(opt_.prefill_chunk), available - s.prefilled));
       if (s.chunk_end > available) continue;  // a block not all there yet

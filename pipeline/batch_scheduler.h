@@ -118,6 +118,10 @@ struct ForwardInfo {
 struct SchedulerOptions {
   int max_batch = 4;        // sequences per forward = sequences running at once (≥ 1)
   int prefill_chunk = 512;  // prompt tokens per sequence per forward; an image block is never cut
+  // An open request's tokens wait while other requests decode or prefill (their results are
+  // due now; its window is still open) until this many have arrived unprefilled: then they join
+  // the forward, so that the window's end never finds much left (docs/scheduler.md).
+  size_t open_backlog_tokens = 128;
   size_t kv_budget_bytes = 0;  // sum of the running requests' KV estimates; 0 = no limit
   // Queued live requests per stream (GenerationRequest::stream), each ≥ 1: a live request that
   // brings its stream over the limit drops that stream's oldest queued live request, so a busy

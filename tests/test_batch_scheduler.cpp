@@ -671,6 +671,7 @@ BOOST_AUTO_TEST_CASE(an_open_prompt_prefilled_in_pieces_equals_the_whole_prompt)
       std::vector<std::vector<double>> rows;
       std::vector<ForwardInfo> forwards;
       SchedulerOptions o = options(3, chunk);
+      o.open_backlog_tokens = 0;  // every piece joins the next forward, beside the decoding
       o.on_forward = [&](const ForwardInfo& f) { forwards.push_back(f); };
       BatchScheduler s(model(), tok(), o);
       auto r = opened(c.request(1, whole.slice(0, audio_begin), kMaxNew, kNoStop), whole.size());
@@ -739,6 +740,34 @@ BOOST_AUTO_TEST_CASE(an_open_request_waits_for_pieces_without_holding_up_the_oth
   BOOST_TEST(c2.result(1).tokens == solo_tokens(whole, 4, kNoStop));
   c.check_consistent();
   c2.check_consistent();
+}
+
+// An open request's pieces wait while another request decodes, until open_backlog_tokens of
+// them are waiting: then they join the forward. Alone, it prefills what it has at once.
+BOOST_AUTO_TEST_CASE(an_open_request_yields_to_due_work_until_its_backlog_is_long) {
+  const PromptInput whole = audio_prompt(20, 14);
+  Collector c;
+  SchedulerOptions o = options(2, 512);
+  o.open_backlog_tokens = 8;
+  BatchScheduler s(model(), tok(), o);
+  s.submit(opened(c.request(1, whole.slice(0, 4), 4, kNoStop), whole.size()));
+  s.submit(c.request(2, text_prompt(kTexts[1]), 12, kNoStop));
+  s.step();  // admits both: the text prompt prefills, the open one (3 tokens available) waits
+  s.step();
+  BOOST_TEST(s.stats().tokens_prefilled_open == 0u);
+  BOOST_REQUIRE(s.append(1, whole.slice(4, 10), false));  // 9 available: over the limit
+  s.step();
+  BOOST_TEST(s.stats().tokens_prefilled_open == 9u);
+  BOOST_REQUIRE(s.append(1, whole.slice(10, 12), false));  // 2 more wait for the text request
+  s.step();
+  BOOST_TEST(s.stats().tokens_prefilled_open == 9u);
+  drain(s);  // the text request ends; then the open one prefills its 2 alone
+  BOOST_TEST(c.result(2).tokens == solo_tokens(text_prompt(kTexts[1]), 12, kNoStop));
+  BOOST_TEST(s.stats().tokens_prefilled_open == 11u);
+  BOOST_REQUIRE(s.append(1, whole.slice(12, whole.size()), true));
+  drain(s);
+  BOOST_TEST(c.result(1).tokens == solo_tokens(whole, 4, kNoStop));
+  c.check_consistent();
 }
 
 BOOST_AUTO_TEST_CASE(open_requests_end_on_bad_pieces_deadlines_and_drops) {

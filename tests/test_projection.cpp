@@ -273,3 +273,24 @@ BOOST_FIXTURE_TEST_CASE(an_abandoned_or_dropped_window_has_its_engine_request_ca
     }
   }
 }
+
+// A piece that cannot be embedded (here: no audio embedder) abandons its window in the engine; the
+// window's later pieces are skipped and its request goes whole, as without streaming prefill.
+BOOST_FIXTURE_TEST_CASE(a_window_whose_piece_fails_goes_whole, Fixture) {
+  nodes::Projection deaf(cfg, *model.tokenizer, model.text->config().hidden, {&vision, nullptr},
+                         {&cam, &file}, "tiny");
+  AudioPiece p{1, 0, 0, 0, tone(0.4)};
+  auto first = deaf(FramedWork(p));
+  BOOST_TEST_REQUIRE(piece_in(first));
+  BOOST_TEST(piece_in(first)->abandon);
+  p.first_sample = 6400;
+  BOOST_TEST(!deaf(FramedWork(p)).work);  // skipped
+  file.ledger.made(1);
+  MediaRequest r = request(1, 0, false);
+  r.audio = tone(1.0);
+  r.window_start = 0;
+  r.streamed_samples = 12800;
+  auto out = deaf(r);
+  BOOST_TEST_REQUIRE(job_in(out));
+  BOOST_TEST(job_in(out)->window_start == -1);
+}

@@ -467,8 +467,8 @@ bool BatchScheduler::run_forward() {
   chunks.reserve(running_.size());
   ForwardInfo info;
   // Work whose result is due now: every running request but the open ones decodes or prefills.
-  const bool due = std::any_of(running_.begin(), running_.end(),
-                               [](const auto& s) { return !s->awaiting; });
+  const bool due =
+      std::any_of(running_.begin(), running_.end(), [](const auto& s) { return !s->awaiting; });
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence& s = *running_[i];
     if (s.prefilling()) {

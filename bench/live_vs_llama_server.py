@@ -175,7 +175,11 @@ def run_llama_server(n, urls):
         p.terminate()
         p.wait()
     server.terminate()
-    server.wait()
+    try:  # it waits for the clients' open requests; they are not answered any more
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
     expected = n * (int((wall - 3) // args.window) - 1)
     return summary("llama-server", n, lat, media[0], wall, cpu, expected, errors[0])
 

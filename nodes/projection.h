@@ -7,8 +7,9 @@
 // Streaming prefill (TaskConfig::streaming_prefill_s): an open transcribe window's audio pieces
 // become PrefillPieces — the first one with the prompt's beginning — and the window's request
 // only its closing piece (the rest of the audio and the text after it), so that together they
-// are exactly the prompt the request alone would have had. An abandoned window, or a streamed
-// request dropped here, tells the decoder to cancel the window's engine request.
+// are the prompt the request alone would have had (the same tokens; soft rows equal to float
+// rounding: the embedder's matmul sums in an order that depends on its rows). An abandoned window,
+// or a streamed request dropped here, tells the decoder to cancel the window's engine request.
 //
 // A live stream's projection queue is bounded: when a request of a drop_oldest stream is taken
 // while queue.max_pending_requests newer ones of the same stream already wait behind it, it is

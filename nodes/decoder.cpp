@@ -99,12 +99,7 @@ void Decoder::submit_job(pipeline::DecodeJob job, Emit emit, std::function<void(
   g.prompt = std::move(job.prompt);
   g.created = info.created;
   if (auto d = deadline_of(cfg_.tasks[info.task], info.created)) g.deadline = *d;
-  g.on_partial = [this, info, emit](const pipeline::TokenDelta& d) {
-    Outcome o = pipeline::outcome_of(cfg_, info, ResultEvent::Kind::Partial, model_);
-    o.event.text = d.text;
-    o.event.generated_tokens = d.generated_tokens;
-    emit(std::move(o));
-  };
+  g.on_partial = [this, info, emit](const pipeline::TokenDelta& d) { emit_partial(info, d, emit); };
   g.on_done = [this, info, emit, done](const GenerationResult& res) {
     report(info, res, emit);
     done();
@@ -157,10 +152,7 @@ void Decoder::take_piece(pipeline::PrefillPiece piece, Emit emit, std::function<
       std::unique_lock<std::mutex> wl(w->mu);
       const pipeline::RequestInfo info = *w->info;
       wl.unlock();
-      Outcome o = pipeline::outcome_of(cfg_, info, ResultEvent::Kind::Partial, model_);
-      o.event.text = d.text;
-      o.event.generated_tokens = d.generated_tokens;
-      emit(std::move(o));
+      emit_partial(info, d, emit);
     };
     g.on_done = [this, w, emit, done](const GenerationResult& res) {
       std::unique_lock<std::mutex> wl(w->mu);
@@ -216,6 +208,14 @@ void Decoder::close_window(pipeline::DecodeJob job, Emit emit, std::function<voi
                     deadline_of(cfg_.tasks[info.task], info.created));
   lock.unlock();
   done();  // the window's first piece holds the graph until its request ends
+}
+
+void Decoder::emit_partial(const pipeline::RequestInfo& r, const pipeline::TokenDelta& d,
+                           const Emit& emit) const {
+  Outcome o = pipeline::outcome_of(cfg_, r, ResultEvent::Kind::Partial, model_);
+  o.event.text = d.text;
+  o.event.generated_tokens = d.generated_tokens;
+  emit(std::move(o));
 }
 
 void Decoder::report(const pipeline::RequestInfo& r, const GenerationResult& res,

@@ -53,6 +53,9 @@ class Decoder {
   void take_piece(pipeline::PrefillPiece piece, Emit emit, std::function<void()> done);
   // The request's GenerationRequest of its task, without prompt and callbacks.
   pipeline::GenerationRequest request_of(size_t stream, size_t task, bool droppable) const;
+  // A request's partial outcome (new text).
+  void emit_partial(const pipeline::RequestInfo& r, const pipeline::TokenDelta& d,
+                    const Emit& emit) const;
   // A request ended: its series, then its final (or error) outcome.
   void report(const pipeline::RequestInfo& r, const pipeline::GenerationResult& res,
               const Emit& emit);

@@ -38,10 +38,8 @@ echo "# rawflow live latency: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# command: RAWFLOW_BIN=$rawflow $0 --layers $layers --streams \"$streams_list\" --window $window --piece $piece --tokens $tokens --duration $duration"
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-model=$work/g12-${layers}l.gguf
-[ -f "$model" ] || "$rawflow" model synth --preset 12b-2l --layers "$layers" --dtype q4_0 --mmproj \
-  --out "$model" >/dev/null
-mmproj=$work/mmproj-g12-${layers}l.gguf
+source "$here/bench/live_feeds.sh"
+synth_model "$layers"
 
 # The two parts left after a window's end with streaming prefill, measured alone: one piece (its
 # audio tokens and the closing text, ~6 tokens) prefilled at the window's depth, and the decode.
@@ -52,28 +50,13 @@ piece_tokens=$($py -c "print(round($piece * 25) + 6)")
 echo "# rawflow bench -p $piece_tokens -b $piece_tokens -n $tokens -d $window_tokens -r 3 (one piece at the window's depth; the decode):"
 sed 's/^/#   /' "$work/bench.txt"
 
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
 run_config() {  # streams streaming_prefill_s
-  local n=$1 s=$2 name="n$1-s$2" urls=() server_pids=()
-  for i in $(seq "$n"); do
-    local port; port=$(free_port)
-    $py "$here/tests/rtsp/rtsp_server.py" "$port" --audio aac --size 160x120 --fps 5 \
-      >"$work/server-$name-$i.out" 2>&1 &
-    server_pids+=($!); pids+=($!)
-    for _ in $(seq 100); do grep -q READY "$work/server-$name-$i.out" && break; sleep 0.1; done
-    urls+=("rtsp://127.0.0.1:$port/live")
-  done
+  local n=$1 s=$2 name="n$1-s$2"
+  start_feeds "$name" "$n"
   {
     echo "version: 1"
     echo "streams:"
-    for i in $(seq "$n"); do echo "  - {name: cam$i, url: \"${urls[$((i - 1))]}\"}"; done
+    for i in $(seq "$n"); do echo "  - {name: cam$i, url: \"${feed_urls[$((i - 1))]}\"}"; done
     echo "tasks:"
     echo "  - {name: speech, kind: transcribe, window_s: $window, max_new_tokens: $tokens, streaming_prefill_s: $s}"
     echo "engine: {model: $model, mmproj: $mmproj, max_batch: $((2 * n)), kv_cache_budget_mb: 2048}"
@@ -85,7 +68,7 @@ run_config() {  # streams streaming_prefill_s
   sleep "$duration"
   kill -INT "$run" 2>/dev/null || true
   wait "$run" || true
-  for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  stop_feeds
   $py - "$work/$name.jsonl" "$n" "$s" "$window" <<'PY'
 import json, statistics, sys
 path, n, s, window = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])

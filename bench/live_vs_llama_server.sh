@@ -38,34 +38,17 @@ echo "# command: RAWFLOW_BIN=$rawflow $0 --layers $layers --streams \"$streams_l
 echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# llama-server: $llama_server ($(git -C "$(dirname "$llama_server")/../../src" log -1 --format='%h %cs' 2>/dev/null || echo '?'))"
 
-model=$work/g12-${layers}l.gguf mmproj=$work/mmproj-g12-${layers}l.gguf
-[ -f "$model" ] || "$rawflow" model synth --preset 12b-2l --layers "$layers" --dtype q4_0 --mmproj \
-  --out "$model" >/dev/null
+source "$here/bench/live_feeds.sh"
+synth_model "$layers"
 
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-# Fresh feeds for each run: N test-server streams (tone + AAC, a small H.264 picture).
+# Fresh feeds for each run.
 run_one() {  # system streams
-  local n=$2 urls=() servers=()
-  for i in $(seq "$n"); do
-    local port; port=$(free_port)
-    $py "$here/tests/rtsp/rtsp_server.py" "$port" --audio aac --size 160x120 --fps 5 \
-      >"$work/server-$1-$n-$i.out" 2>&1 &
-    servers+=($!); pids+=($!)
-    for _ in $(seq 100); do grep -q READY "$work/server-$1-$n-$i.out" && break; sleep 0.1; done
-    urls+=("rtsp://127.0.0.1:$port/live")
-  done
-  $py "$here/bench/live_vs_llama_server.py" "$1" --urls "$(IFS=,; echo "${urls[*]}")" \
+  start_feeds "$1-$2" "$2"
+  $py "$here/bench/live_vs_llama_server.py" "$1" --urls "$(IFS=,; echo "${feed_urls[*]}")" \
     --rawflow "$rawflow" --llama-server "$llama_server" --model "$model" --mmproj "$mmproj" \
     --window "$window" --piece "$piece" --tokens "$tokens" --duration "$duration" --work "$work" \
     | tee -a "$work/results.jsonl"
-  for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+  stop_feeds
 }
 
 rm -f "$work/results.jsonl"

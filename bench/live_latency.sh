@@ -81,14 +81,20 @@ if not fin:
 lat = sorted(e["latency_ms"] for e in fin)
 q = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))]
 dec = statistics.median(e["timing_ms"]["decode"] for e in fin)
-print("| %d | %s | %d | %d | %.0f | %.0f | %.0f | %.0f |" %
-      (n, "%g s" % s if s else "off", len(fin), errors, q(0.5), q(0.95), max(lat), dec))
+# Streamed windows: closing piece reaching the engine → prompt prefilled (a forward in flight, then
+# the closing prefill), and the rest of latency_ms beside it and the decode (hand-off and sinks).
+closes = [e["timing_ms"]["close"] for e in fin if "close" in e["timing_ms"]]
+close = "%.0f" % statistics.median(closes) if closes else "-"
+rest = "%.0f" % statistics.median(e["latency_ms"] - e["timing_ms"]["close"] - e["timing_ms"]["decode"]
+                                  for e in fin if "close" in e["timing_ms"]) if closes else "-"
+print("| %d | %s | %d | %d | %.0f | %.0f | %.0f | %.0f | %s | %s |" %
+      (n, "%g s" % s if s else "off", len(fin), errors, q(0.5), q(0.95), max(lat), dec, close, rest))
 PY
 }
 
 echo
-echo "| streams | streaming prefill | whole-window finals | errors | latency p50 ms | p95 ms | max ms | decode ms (median) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| streams | streaming prefill | whole-window finals | errors | latency p50 ms | p95 ms | max ms | decode ms (median) | close ms (median) | rest ms (median) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for n in $streams_list; do
   run_config "$n" 0
   run_config "$n" "$piece"

@@ -252,6 +252,7 @@ Outcome Decoder::final_of(const pipeline::RequestInfo& r, const GenerationResult
   e.queue_ms = res.queue_ms;
   e.prefill_ms = res.prefill_ms;
   e.decode_ms = res.decode_ms;
+  e.close_ms = res.close_ms;
   if (!res.ok()) {
     char media[64];
     std::snprintf(media, sizeof media, "media %.1f\u2013%.1f s", r.start_s, r.end_s);

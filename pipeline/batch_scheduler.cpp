@@ -93,6 +93,7 @@ struct BatchScheduler::Sequence {
   size_t chunk_end = 0;      // prompt end of the chunk in the current forward
   int32_t next_token = -1;   // the last sampled token, fed by the next decode step
   bool awaiting = req.open;  // an open request whose closing piece has not been taken yet
+  SteadyClock::time_point closed_at{};  // when its closing piece was appended
   bool prefilling() const { return awaiting || prefilled < req.prompt.size(); }
   // Prompt tokens that may be prefilled now: an open prompt holds its last token back (see
   // GenerationRequest::open).
@@ -106,6 +107,7 @@ struct BatchScheduler::Sequence {
 struct BatchScheduler::OpenPrompt {
   std::vector<PromptInput> pieces;
   bool closed = false;                              // the last piece has been appended
+  SteadyClock::time_point closed_at{};              // when
   std::optional<SteadyClock::time_point> deadline;  // to replace the running request's
 };
 
@@ -238,6 +240,7 @@ bool BatchScheduler::append(uint64_t id, PromptInput piece, bool last,
     if (piece.block_ids.empty()) piece.block_ids.assign(piece.size(), -1);
     it->second.pieces.push_back(std::move(piece));
     it->second.closed = last;
+    if (last) it->second.closed_at = SteadyClock::now();
     if (deadline) {
       // A queued request's deadline is checked at admission: change it there too.
       it->second.deadline = deadline;
@@ -407,6 +410,7 @@ void BatchScheduler::take_pieces() {
     size_t index;
     std::vector<PromptInput> pieces;
     bool closed;
+    SteadyClock::time_point closed_at;
   };
   std::vector<Taken> taken;
   {
@@ -415,7 +419,7 @@ void BatchScheduler::take_pieces() {
       if (!running_[i]->awaiting) continue;
       const auto it = open_.find(running_[i]->req.id);
       if (it == open_.end() || (it->second.pieces.empty() && !it->second.closed)) continue;
-      taken.push_back({i, std::move(it->second.pieces), it->second.closed});
+      taken.push_back({i, std::move(it->second.pieces), it->second.closed, it->second.closed_at});
       it->second.pieces.clear();
       if (it->second.deadline) running_[i]->req.deadline = *it->second.deadline;
       if (it->second.closed) open_.erase(it);
@@ -437,6 +441,7 @@ void BatchScheduler::take_pieces() {
     }
     if (error.empty() && t.closed) {
       s.awaiting = false;
+      s.closed_at = t.closed_at;
       if (s.req.prompt.size() == 0) error = who + "empty prompt";
     }
     if (!error.empty()) failed.emplace_back(t.index, std::move(error));
@@ -538,6 +543,8 @@ bool BatchScheduler::run_forward() {
       }
       s.prefilled = s.chunk_end;
       s.result.prefill_ms += dt_ms;
+      if (s.req.open && !s.awaiting && s.prefilled == s.req.prompt.size())
+        s.result.close_ms = ms_between(s.closed_at, t1);
     } else {
       s.result.decode_ms += dt_ms;
     }

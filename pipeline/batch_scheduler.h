@@ -71,6 +71,10 @@ struct GenerationResult {
   // end for a request that never ran). prefill / decode: the forwards that carried its prompt
   // chunks / its decode tokens, each counted whole (it shared them with the other sequences).
   double queue_ms = 0, prefill_ms = 0, decode_ms = 0;
+  // Open requests: from the closing piece's append() to the end of the forward that prefilled
+  // the prompt's last token (a forward in flight, then the closing prefill); < 0 otherwise or
+  // when it never got there. Where a streamed window's latency goes (docs/performance.md).
+  double close_ms = -1;
   // Indices (SchedulerStats::forwards numbering, from 1) of its first and last forward; 0 = none.
   uint64_t first_forward = 0, last_forward = 0;
   size_t kv_estimate_bytes = 0;  // what admission reserved for it (KvCache::bytes_for)

@@ -103,6 +103,7 @@ std::string to_json(const ResultEvent& e) {
   j["model"] = e.model;
   j["tokens"] = {{"prompt", e.prompt_tokens}, {"generated", e.generated_tokens}};
   j["timing_ms"] = {{"queue", e.queue_ms}, {"prefill", e.prefill_ms}, {"decode", e.decode_ms}};
+  if (e.close_ms >= 0) j["timing_ms"]["close"] = e.close_ms;
   if (e.kind == ResultEvent::Kind::Final && e.latency_ms >= 0) j["latency_ms"] = e.latency_ms;
   if (e.kind == ResultEvent::Kind::Error) j["error"] = e.error;
   if (e.kind == ResultEvent::Kind::Stats) j["stats"] = stats_object(e);

@@ -28,6 +28,7 @@ struct ResultEvent {
   double queue_ms = 0;    // request made → first forward that includes it
   double prefill_ms = 0;  // its prompt's forwards
   double decode_ms = 0;   // its decode steps
+  double close_ms = -1;   // streamed prompts: closing piece → prompt prefilled; < 0: none
   // Final: its request's media complete (the unit that completed it reached the graph) → the
   // final released to the sinks. < 0: not measured (not a final, or no media time).
   double latency_ms = -1;

@@ -726,9 +726,18 @@ BOOST_AUTO_TEST_CASE(an_open_request_waits_for_pieces_without_holding_up_the_oth
   // Two tokens of three went in while open (the third is held back for the closing piece).
   BOOST_TEST(s.stats().tokens_prefilled_open == 2u);
   BOOST_TEST(!s.step(), "a step with only a waiting open request did something");
+  const auto t_close = SteadyClock::now();
   BOOST_REQUIRE(s.append(1, whole.slice(3, whole.size()), true));
   drain(s);
+  const double elapsed_ms =
+      std::chrono::duration<double, std::milli>(SteadyClock::now() - t_close).count();
   BOOST_TEST(c.result(1).tokens == solo_tokens(whole, 4, kNoStop));
+  // close_ms: closing piece → prompt prefilled, inside the time the test waited; only for the
+  // open request. It ran one forward for the closing prefill, so it is at least that forward.
+  BOOST_TEST(c.result(1).close_ms > 0.0);
+  BOOST_TEST(c.result(1).close_ms <= elapsed_ms);
+  BOOST_TEST(c.result(1).close_ms < c.result(1).prefill_ms + 1e3);
+  BOOST_TEST(c.result(2).close_ms < 0.0);
   // An empty closing piece is enough: the held-back token starts the decode.
   Collector c2;
   BatchScheduler s2(model(), tok(), options(2, 512));

@@ -157,7 +157,7 @@ BOOST_AUTO_TEST_CASE(result_json_has_every_field_and_round_trips) {
     BOOST_TEST(j["timing_ms"]["queue"].get<double>() == 1.5);
     BOOST_TEST(j["timing_ms"]["prefill"].get<double>() == 250.25);
     BOOST_TEST(j["timing_ms"]["decode"].get<double>() == 980.75);
-    BOOST_TEST(j["timing_ms"].size() == 3u);
+    BOOST_TEST(j["timing_ms"].size() == 3u);  // no "close": not a streamed prompt
     if (kind == Kind::Error) BOOST_TEST(j["error"].get<std::string>() == e.error);
     if (kind == Kind::Stats) {
       BOOST_TEST(j["stats"].is_object());
@@ -187,6 +187,13 @@ BOOST_AUTO_TEST_CASE(result_json_edge_cases) {
   ResultEvent e = make_event(Kind::Partial, "cam", "describe", 1, "caf\xc3");
   const json j = json::parse(pipeline::to_json(e));
   BOOST_TEST(j["text"].get<std::string>() == "caf\xef\xbf\xbd");
+
+  // A streamed prompt's final carries timing_ms.close (closing piece → prompt prefilled).
+  ResultEvent f = make_event(Kind::Final, "cam", "transcribe", 2, "hello");
+  f.close_ms = 412.5;
+  const json jf = json::parse(pipeline::to_json(f));
+  BOOST_TEST(jf["timing_ms"]["close"].get<double>() == 412.5);
+  BOOST_TEST(jf["timing_ms"].size() == 4u);
 
   // An empty wall_utc is stamped now; an empty stats_json is an empty object.
   ResultEvent s = make_event(Kind::Stats, "cam", "", 0);

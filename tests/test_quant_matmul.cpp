@@ -553,6 +553,58 @@ BOOST_AUTO_TEST_CASE(q4_0_chain_order_is_exact) {
       }
 }
 
+// On AVX-512, quant_matmul runs Q4_0 batches of 3 rows or more on 16-row panels that sum in the
+// repacked order: bit for bit the chain-order model, at partial last panels (N = 13, 40), every
+// remainder of the 8-row steps (M = 3..9, 25), an odd block count (K = 96), the 12B's hidden size,
+// and row strides (padding between rows of y is not written).
+BOOST_AUTO_TEST_CASE(q4_0_batches_sum_in_chain_order_on_avx512) {
+  if (!RAWFLOW_AVX512) return;  // AVX2 batches keep the vec_dot order (kernel_matches_reference)
+  for (int64_t N : {13, 40, 64})
+    for (int64_t K : {96, 3840})
+      for (int64_t M : {3, 4, 5, 6, 7, 8, 9, 25}) {
+        BOOST_TEST_CONTEXT("N=" << N << " K=" << K << " M=" << M) {
+          const auto W = make_weights(DType::Q4_0, N, K, static_cast<uint32_t>(N * 3 + K));
+          auto x = gaussian(static_cast<size_t>(M * K), static_cast<uint32_t>(M * 19 + K));
+          for (int64_t i = 0; i < 32; ++i) x[i] = 0.f;           // a block with d = 0
+          for (int64_t i = 0; i < M * K; i += 43) x[i] *= 30.f;  // outliers
+          const auto ref = chain_order_ref(W, N, K, x, M);
+          const int64_t ldx = K + 7, ldy = N + 3;
+          std::vector<float> xs(static_cast<size_t>(M * ldx), 0.f);
+          for (int64_t m = 0; m < M; ++m)
+            std::copy(x.begin() + m * K, x.begin() + (m + 1) * K, xs.begin() + m * ldx);
+          std::vector<float> y(static_cast<size_t>(M * ldy), -777.f);
+          quant_matmul(DType::Q4_0, W.data(), N, K, xs.data(), M, ldx, y.data(), ldy);
+          int64_t mismatches = 0;
+          for (int64_t m = 0; m < M; ++m) {
+            BOOST_REQUIRE_EQUAL(y[m * ldy + N], -777.f);
+            for (int64_t n = 0; n < N; ++n)
+              mismatches += std::memcmp(&y[m * ldy + n], &ref[m * N + n], 4) != 0;
+          }
+          BOOST_CHECK_MESSAGE(mismatches == 0, mismatches << " of " << M * N << " differ");
+        }
+      }
+}
+
+// Q4_0 product time by batch size at a 12B layer's shape (informational: where the batch panels
+// start to pay, kPanel16MinRows; and the rate in GMAC/s).
+BOOST_AUTO_TEST_CASE(q4_0_batch_speed) {
+  const int64_t N = 3840, K = 3840;
+  const auto W = make_weights(DType::Q4_0, N, K, 9);
+  const auto x = gaussian(static_cast<size_t>(512 * K), 10);
+  std::vector<float> y(static_cast<size_t>(512 * N));
+  for (int64_t M : {1, 2, 3, 4, 6, 8, 16, 25, 64, 512}) {
+    double best = 1e30;
+    for (int rep = 0; rep < (M < 64 ? 10 : 3); ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      quant_matmul(DType::Q4_0, W.data(), N, K, x.data(), M, K, y.data(), N);
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    BOOST_TEST_MESSAGE("Q4_0 " << N << "x" << K << " M=" << M << ": " << best * 1e3 << " ms, "
+                               << static_cast<double>(M * N * K) / best * 1e-9 << " GMAC/s");
+  }
+}
+
 // Row strides and the other weight types (which fall through to quant_matmul).
 BOOST_AUTO_TEST_CASE(llama_order_strides_and_fallthrough) {
   const int64_t M = 5, N = 48, K = 512, ldx = K + 5, ldy = N + 3;

@@ -218,9 +218,9 @@ void Linear::forward(const float* x, int64_t M, float* y) const {
         im.forward_f32_panels(x, M, y);
       return;
     case Path::Quant:
-      // Q8_0 costs nothing extra in llama.cpp's order, so it always uses it. Q4_0's repacked
-      // order is ~1.2–1.5× slower on AVX-512 and only runs there when asked for; on AVX2 its
-      // batch tile is the faster one (decode keeps the prefetching vec_dot-order tile).
+      // Q8_0 costs nothing extra in llama.cpp's order, so it always uses it. Q4_0 batches run
+      // in the repacked order on both ISAs, the faster one there (on AVX-512 quant_matmul
+      // itself takes them to its panels); decode keeps the prefetching vec_dot-order tile.
       if (im.opt.llama_order || im.w.dtype == DType::Q8_0 ||
           (!RAWFLOW_AVX512 && im.w.dtype == DType::Q4_0 && M > 1))
         quant_matmul_llama_order(im.w.dtype, im.w.data, out_, in_, x, M, in_, y, out_);

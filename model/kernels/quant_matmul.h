@@ -11,7 +11,9 @@ namespace rawflow {
 // W: N rows of K elements in `wtype` (row stride dtype_row_bytes(wtype, K)); K must be a multiple
 // of the type's block size. As in ggml's vec_dot: for Q8_0/Q4_0 the activations are first
 // quantized to Q8_0 blocks, for Q4_K/Q5_K/Q6_K to Q8_K, for F16 rounded to fp16, for BF16 to bf16;
-// F32 is used as is. Runs on OpenMP threads (parallel over N); call it from one thread.
+// F32 is used as is. On AVX-512, Q4_0 batches of 3 rows or more run on 16-row panels and sum in
+// llama.cpp's repacked order (see quant_matmul_llama_order); the rest in vec_dot-like orders.
+// Runs on OpenMP threads (parallel over N); call it from one thread.
 void quant_matmul(DType wtype, const void* W, int64_t N, int64_t K, const float* x, int64_t M,
                   int64_t ldx, float* y, int64_t ldy);
 
@@ -26,8 +28,8 @@ void quant_matmul(DType wtype, const void* W, int64_t N, int64_t K, const float*
 // - Q4_0 with N % 8 == 0 (repacked to q4_0x8 at load, ggml_gemm/gemv_q4_0_8x8_q8_0): per output a
 //   single float chain acc = fma(block's int32 dot, d_w*d_x, acc) over the blocks.
 // On AVX2, batches of 4 rows or more of both run on a panel of eight unpacked weight rows in the
-// same orders. Other types fall through to quant_matmul. Same threading and argument rules as
-// quant_matmul.
+// same orders; on AVX-512, Q4_0 batches of 3 rows or more on a panel of sixteen (any N). Other
+// types fall through to quant_matmul. Same threading and argument rules as quant_matmul.
 void quant_matmul_llama_order(DType wtype, const void* W, int64_t N, int64_t K, const float* x,
                               int64_t M, int64_t ldx, float* y, int64_t ldy);
 

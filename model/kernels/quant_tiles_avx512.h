@@ -262,6 +262,101 @@ void tile_chain_q4_0(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act,
   _mm512_storeu_ps(out, acc);
 }
 
+// --- Q4_0 batches: 16-row panels ---------------------------------------------------------------
+// A batch (prefill) against Q4_0 weights runs on panels of 16 weight rows unpacked once per call
+// into levels 0..15 (one byte each), laid out so that one zmm holds four consecutive levels of
+// each of the 16 rows (int32 lane r = row r). One dpbusd against four broadcast activation bytes
+// then advances all 16 outputs of an activation row by 4 elements, with no horizontal sum; the
+// panel (K bytes per row, 276 KB at K = 15360) stays in L2 while every activation row runs
+// against it, 8 at a time. This is the layout llama.cpp's repack (q4_0x8) builds once at load;
+// building it per call keeps the file's bytes the only resident copy of the weights, and costs
+// ~1/M of the product (measured in docs/performance.md).
+//
+// The sums are those of the repacked order, one float chain per output,
+// acc = fma(int32 block dot, d_w*d_x, acc), so the result is bit-identical to
+// tile_chain_q4_0 and to ggml's q4_0_8x8 gemm.
+constexpr int kPanel16Rows = 16;
+constexpr int kPanel16MaxMR = 8;
+// Levels of one block of the panel: 8 groups (elements 4g..4g+3) x 16 rows x 4 bytes.
+constexpr size_t kPanel16BlockBytes = 512;
+
+// Transposes 8 rows of 8 int32 (r[i] = row i) into 8 columns (r[g] = element g of rows 0..7).
+inline void transpose_8x8_epi32(__m256i* r) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, rows 4-7
+    __m256i* th = t + 4 * h;
+    u[4 * h + 0] = _mm256_unpacklo_epi64(th[0], th[2]);  // groups 0 | 4
+    u[4 * h + 1] = _mm256_unpackhi_epi64(th[0], th[2]);  // groups 1 | 5
+    u[4 * h + 2] = _mm256_unpacklo_epi64(th[1], th[3]);  // groups 2 | 6
+    u[4 * h + 3] = _mm256_unpackhi_epi64(th[1], th[3]);  // groups 3 | 7
+  }
+  for (int g = 0; g < 4; ++g) {
+    r[g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x20);
+    r[4 + g] = _mm256_permute2x128_si256(u[g], u[4 + g], 0x31);
+  }
+}
+
+// Unpacks nb blocks of 16 Q4_0 rows into the panel: levels of block b, group g, row r at
+// qs[b * 512 + g * 64 + r * 4 .. + 3]; the row scales as floats at d[b * 16 + r].
+inline void pack_panel16_q4_0(const uint8_t* const* rows, int64_t nb, uint8_t* qs, float* d) {
+  constexpr size_t kBlockBytes = 18;
+  const __m256i shift = _mm256_set_epi64x(0x0004000400040004, 0x0004000400040004, 0, 0);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* out = qs + b * kPanel16BlockBytes;
+    for (int half = 0; half < 2; ++half) {
+      __m256i r[8];
+      for (int i = 0; i < 8; ++i) {
+        // Byte j holds element j (low nibble) and 16 + j (high nibble): the block's 16 bytes in
+        // both 128-bit lanes, the high lane shifted by 4, give elements 0..31 in order.
+        const uint8_t* blk = rows[8 * half + i] + b * kBlockBytes + 2;
+        const __m256i q =
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+        r[i] = _mm256_and_si256(_mm256_srlv_epi16(q, shift), low4);
+      }
+      transpose_8x8_epi32(r);
+      for (int g = 0; g < 8; ++g)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64 * g + 32 * half), r[g]);
+    }
+    alignas(32) uint16_t h[kPanel16Rows];
+    for (int i = 0; i < kPanel16Rows; ++i) h[i] = block_scale_bits(rows[i], b, kBlockBytes);
+    _mm512_store_ps(d + kPanel16Rows * b,
+                    _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h))));
+  }
+}
+
+// MR activation rows against one packed panel: out[m][r] for the panel's 16 rows.
+template <int MR>
+void tile_panel16_q4_0(const uint8_t* qs, const float* d, int64_t nb, const ActQ8_0* act,
+                       float (*out)[kPanel16Rows]) {
+  static_assert(MR >= 1 && MR <= kPanel16MaxMR, "8 activation rows fill the registers");
+  __m512 acc[MR];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = qs + b * kPanel16BlockBytes;
+    __m512i w[8];
+    for (int g = 0; g < 8; ++g) w[g] = _mm512_load_si512(wb + 64 * g);
+    // The levels are the weights + 8: start each block's sum at -8 * (sum of its activations).
+    __m512i isum[MR];
+    for (int m = 0; m < MR; ++m) isum[m] = _mm512_set1_epi32(8 * act[m].nsum32[b]);
+    for (int g = 0; g < 8; ++g)
+      for (int m = 0; m < MR; ++m) {
+        int32_t a4;
+        std::memcpy(&a4, act[m].qs + kQK8_0 * b + 4 * g, 4);
+        isum[m] = _mm512_dpbusd_epi32(isum[m], w[g], _mm512_set1_epi32(a4));
+      }
+    const __m512 dw = _mm512_load_ps(d + kPanel16Rows * b);
+    for (int m = 0; m < MR; ++m)
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]),
+                               _mm512_mul_ps(dw, _mm512_set1_ps(act[m].d[b])), acc[m]);
+  }
+  for (int m = 0; m < MR; ++m) _mm512_storeu_ps(out[m], acc[m]);
+}
+
 // NR weight rows x MR activation rows of Q4_K, Q5_K or Q6_K weights against Q8_K activations.
 // Per 64-element chunk: dpbusd gives int32 lanes each summing 4 products (|sum| <= 4*63*127 <
 // 2^15), dpwssd multiplies them by the sub-block scale (low word; high word of the scale is 0)

@@ -269,8 +269,8 @@ void tile_chain_q4_0(const uint8_t* const* rows, int64_t nb, const ActQ8_0* act,
 // then advances all 16 outputs of an activation row by 4 elements, with no horizontal sum; the
 // panel (K bytes per row, 276 KB at K = 15360) stays in L2 while every activation row runs
 // against it, 8 at a time. This is the layout llama.cpp's repack (q4_0x8) builds once at load;
-// building it per call keeps the file's bytes the only resident copy of the weights, and costs
-// ~1/M of the product (measured in docs/performance.md).
+// building it per call keeps the file's bytes the only resident copy of the weights, at the
+// cost of one unpacking pass over the weights per call, shared by the call's M rows.
 //
 // The sums are those of the repacked order, one float chain per output,
 // acc = fma(int32 block dot, d_w*d_x, acc), so the result is bit-identical to

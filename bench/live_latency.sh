@@ -5,8 +5,8 @@
 # synthesized 12B-shaped model cut to --layers L (q4_0, the released QAT's type). Each
 # configuration runs for --duration s; the finals' latency_ms (the window's last media reaching
 # the graph → its final on the wire) are summarised per configuration, with the finals' decode
-# time and `rawflow bench`'s time for one piece's prefill at the window's depth, the two parts
-# streaming prefill leaves after a window's end.
+# time and `rawflow bench`'s time for the closing chunk's prefill (the last piece and the prompt's
+# closing text) at the window's depth, the two parts streaming prefill leaves after a window's end.
 #
 #   RAWFLOW_BIN=build/rawflow bench/live_latency.sh [--layers 6] [--streams "1 4"] [--window 10]
 #       [--piece 1] [--tokens 16] [--duration 75] [--work DIR]
@@ -41,13 +41,16 @@ echo "# machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load a
 source "$here/bench/live_feeds.sh"
 synth_model "$layers"
 
-# The two parts left after a window's end with streaming prefill, measured alone: one piece (its
-# audio tokens and the closing text, ~6 tokens) prefilled at the window's depth, and the decode.
+# The two parts left after a window's end with streaming prefill, measured alone: the closing
+# chunk prefilled at the window's depth, and the decode. The closing chunk is the last piece's
+# audio tokens, the transcribe prompt's 14 tokens after the audio (audio end marker, instruction,
+# end of turn, the model turn's start) and the token held back from the piece before: 40 tokens
+# with 1 s pieces, as a trace of the scheduler's forwards on a live feed showed (2026-12-08).
 window_tokens=$(( window * 25 ))
-piece_tokens=$($py -c "print(round($piece * 25) + 6)")
+piece_tokens=$($py -c "print(round($piece * 25) + 15)")
 "$rawflow" bench -m "$model" -p "$piece_tokens" -b "$piece_tokens" -n "$tokens" \
   -d "$window_tokens" -r 3 >"$work/bench.txt" 2>&1
-echo "# rawflow bench -p $piece_tokens -b $piece_tokens -n $tokens -d $window_tokens -r 3 (one piece at the window's depth; the decode):"
+echo "# rawflow bench -p $piece_tokens -b $piece_tokens -n $tokens -d $window_tokens -r 3 (the closing chunk at the window's depth; the decode):"
 sed 's/^/#   /' "$work/bench.txt"
 
 run_config() {  # streams streaming_prefill_s

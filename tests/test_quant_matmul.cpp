@@ -528,6 +528,15 @@ std::vector<float> chain_order_ref(const std::vector<uint8_t>& W, int64_t N, int
   return y;
 }
 
+// Activations for the chain-order checks: M rows of K, the first block all zeros (d = 0) and
+// every `stride`-th value an outlier (x30), which moves its block's scale.
+std::vector<float> chain_case_x(int64_t M, int64_t K, uint32_t seed, int64_t stride) {
+  auto x = gaussian(static_cast<size_t>(M * K), seed);
+  for (int64_t i = 0; i < 32; ++i) x[i] = 0.f;
+  for (int64_t i = 0; i < M * K; i += stride) x[i] *= 30.f;
+  return x;
+}
+
 }  // namespace
 
 // Q4_0 in llama.cpp's repacked order against a scalar model of that order, bit for bit, at the
@@ -540,9 +549,7 @@ BOOST_AUTO_TEST_CASE(q4_0_chain_order_is_exact) {
       for (int64_t M : {4, 5, 6, 7, 33}) {
         BOOST_TEST_CONTEXT("N=" << N << " K=" << K << " M=" << M) {
           const auto W = make_weights(DType::Q4_0, N, K, static_cast<uint32_t>(N * 5 + K));
-          auto x = gaussian(static_cast<size_t>(M * K), static_cast<uint32_t>(M * 17 + K));
-          for (int64_t i = 0; i < 32; ++i) x[i] = 0.f;           // a block with d = 0
-          for (int64_t i = 0; i < M * K; i += 41) x[i] *= 30.f;  // outliers
+          const auto x = chain_case_x(M, K, static_cast<uint32_t>(M * 17 + K), 41);
           const auto ref = chain_order_ref(W, N, K, x, M);
           std::vector<float> y(static_cast<size_t>(M * N), -777.f);
           quant_matmul_llama_order(DType::Q4_0, W.data(), N, K, x.data(), M, K, y.data(), N);
@@ -564,9 +571,7 @@ BOOST_AUTO_TEST_CASE(q4_0_batches_sum_in_chain_order_on_avx512) {
       for (int64_t M : {3, 4, 5, 6, 7, 8, 9, 25}) {
         BOOST_TEST_CONTEXT("N=" << N << " K=" << K << " M=" << M) {
           const auto W = make_weights(DType::Q4_0, N, K, static_cast<uint32_t>(N * 3 + K));
-          auto x = gaussian(static_cast<size_t>(M * K), static_cast<uint32_t>(M * 19 + K));
-          for (int64_t i = 0; i < 32; ++i) x[i] = 0.f;           // a block with d = 0
-          for (int64_t i = 0; i < M * K; i += 43) x[i] *= 30.f;  // outliers
+          const auto x = chain_case_x(M, K, static_cast<uint32_t>(M * 19 + K), 43);
           const auto ref = chain_order_ref(W, N, K, x, M);
           const int64_t ldx = K + 7, ldy = N + 3;
           std::vector<float> xs(static_cast<size_t>(M * ldx), 0.f);

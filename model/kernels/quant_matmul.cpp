@@ -102,6 +102,14 @@ std::vector<ActPlain> prepare_plain(DType wtype, const float* x, int64_t M, int6
   return acts;
 }
 
+// The kRows weight rows of the tile that starts at row n0 and holds nr real ones: rows past N
+// repeat row N-1 (computed, not stored), so every tile keeps its fixed shape.
+template <int kRows>
+void tile_rows(const uint8_t* wbase, size_t row_bytes, int64_t n0, int nr,
+               const uint8_t* (&rows)[kRows]) {
+  for (int r = 0; r < kRows; ++r) rows[r] = wbase + (n0 + std::min(r, nr - 1)) * row_bytes;
+}
+
 // --- driver ------------------------------------------------------------------------------------
 
 // Runs tile(std::integral_constant<int, MR>{}, rows, act + m0, out) over all NR x MR tiles (MR up
@@ -118,7 +126,7 @@ void run_tiles(const void* W, int64_t N, size_t row_bytes, const std::vector<Act
     const int64_t n0 = t * kNR;
     const int nr = static_cast<int>(std::min<int64_t>(kNR, N - n0));
     const uint8_t* rows[kNR];
-    for (int r = 0; r < kNR; ++r) rows[r] = wbase + (n0 + std::min(r, nr - 1)) * row_bytes;
+    tile_rows(wbase, row_bytes, n0, nr, rows);
     for (int64_t m0 = 0; m0 < M;) {
       float out[kNR][kMaxMR];
       int mr;
@@ -237,8 +245,7 @@ void run_panel16_q4_0(const void* W, int64_t N, int64_t K, const float* x, int64
       const int64_t n0 = g * kPanel16Rows;
       const int nr = static_cast<int>(std::min<int64_t>(kPanel16Rows, N - n0));
       const uint8_t* rows[kPanel16Rows];
-      for (int r = 0; r < kPanel16Rows; ++r)
-        rows[r] = wbase + (n0 + std::min(r, nr - 1)) * row_bytes;
+      tile_rows(wbase, row_bytes, n0, nr, rows);
       pack_panel16_q4_0(rows, nb, qs, d);
       for (int64_t m0 = 0; m0 < M;) {
         const ActQ8_0* a = acts.rows.data() + m0;
@@ -280,7 +287,7 @@ void run_panel8(const void* W, int64_t N, int64_t K, const float* x, int64_t M, 
       const int64_t n0 = g * kPanelRows;
       const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, N - n0));
       const uint8_t* rows[kPanelRows];
-      for (int r = 0; r < kPanelRows; ++r) rows[r] = wbase + (n0 + std::min(r, nr - 1)) * row_bytes;
+      tile_rows(wbase, row_bytes, n0, nr, rows);
       pack_panel8<kIsQ8>(rows, nb, qs, d);
       for (int64_t m0 = 0; m0 < M;) {
         const ActQ8_0* a = acts.rows.data() + m0;
@@ -323,7 +330,7 @@ void run_chain_q4_0(const void* W, int64_t N, int64_t K, const float* x, int64_t
     const int64_t n0 = t * kRows;
     const int nr = static_cast<int>(std::min<int64_t>(kRows, N - n0));
     const uint8_t* rows[kRows];
-    for (int r = 0; r < kRows; ++r) rows[r] = wbase + (n0 + std::min(r, nr - 1)) * row_bytes;
+    tile_rows(wbase, row_bytes, n0, nr, rows);
     alignas(64) float out[kChainOutputs];
     for (int64_t m0 = 0; m0 < M;) {
       const ActQ8_0* a = acts.rows.data() + m0;
